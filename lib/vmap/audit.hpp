@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+// vmap/audit.hpp: allocator::check(), the full invariant audit.
+//
+// Run on a quiescent allocator (no operation in flight; readers elsewhere
+// are fine). It takes the same locks the allocator does, changes nothing,
+// and reports every violation it finds as one sentence, so a fuzzer's crash
+// message names the broken invariant rather than the first symptom.
+//
+// What it checks, structure by structure:
+//   xarrays   - shape (xarray::audit); each block sits in the xarray its
+//               address hashes to, at its own key, exactly once.
+//   blocks    - its area is a live, block-sized, block-aligned VMAP_BLOCK
+//               area; free + dirty + used == BITS; used bits below
+//               BITS - free; the dirty range inside the handed-out part;
+//               allocation records tile the used bits; pages mapped only
+//               where used; vb->cpu a possible CPU.
+//   free lists- neighbours point back; each block on at most one list, the
+//               one of queue vb->cpu, and on it iff free > 0; nothing on a
+//               list that is not in an xarray.
+//   areas     - vmap_area_allocator::audit; every VMAP_BLOCK area has its
+//               block; the live-block counter matches.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace vmap {
+
+inline std::vector<std::string> allocator::check() {
+    std::vector<std::string> out;
+    VMAP_BUG(rcu::in_reader(), "allocator::check() inside an RCU read-side section");
+    auto hex = vmap_area_allocator::hex;
+
+    // Busy areas first (the blocks' va pointers are checked against them).
+    std::map<unsigned long, unsigned> area_flags;
+    areas_.audit(out);
+    areas_.for_each_busy([&](const vmap_area& va) { area_flags[va.va_start] = va.flags; });
+
+    // xarrays and their blocks.
+    std::map<vmap_block*, unsigned long> blocks; // block -> va_start
+    for_each_xarray([&](xarray<vmap_block>& xa, unsigned cpu) {
+        std::string name = cpu == UINT_MAX ? std::string("global xarray")
+                                           : "xarray of queue " + std::to_string(cpu);
+        xa.audit(out, name);
+        xa.for_each([&](std::uint64_t key, vmap_block* vb) {
+            unsigned long va_start = vb->va->va_start;
+            if (!blocks.emplace(vb, va_start).second)
+                out.push_back("block " + hex(va_start) + " is in the xarrays twice");
+            if (addr_to_vb_idx(va_start) != key)
+                out.push_back("block " + hex(va_start) + " is stored at key " +
+                              std::to_string(key) + ", not at addr_to_vb_idx " +
+                              std::to_string(addr_to_vb_idx(va_start)));
+            if (&addr_to_vb_xa(va_start) != &xa)
+                out.push_back("block " + hex(va_start) + " is in " + name +
+                              " but its address hashes to queue " +
+                              std::to_string(addr_to_vb_cpu(va_start)));
+        });
+    });
+
+    std::size_t block_areas = 0;
+    for (auto& [start, flags] : area_flags) {
+        if (!(flags & VMAP_BLOCK))
+            continue;
+        ++block_areas;
+        vmap_block* vb = find_block(start);
+        if (!vb || vb->va->va_start != start)
+            out.push_back("block area " + hex(start) + " has no block in the xarrays (leaked)");
+    }
+    if (block_areas != blocks.size())
+        out.push_back(std::to_string(block_areas) + " block areas but " +
+                      std::to_string(blocks.size()) + " blocks in the xarrays");
+    if (blocks_live_.load(std::memory_order_relaxed) != blocks.size())
+        out.push_back("live-block counter " + std::to_string(blocks_live_.load()) + " but " +
+                      std::to_string(blocks.size()) + " blocks in the xarrays");
+
+    // Each block, under its lock.
+    for (auto& [vb, va_start] : blocks) {
+        std::lock_guard<spinlock> g(vb->lock);
+        std::string b = "block " + hex(va_start) + ": ";
+        auto it = area_flags.find(va_start);
+        if (it == area_flags.end() || !(it->second & VMAP_BLOCK))
+            out.push_back(b + "its vmap_area is not a live VMAP_BLOCK area");
+        if (vb->va->va_end - va_start != block_size_ || va_start % block_size_)
+            out.push_back(b + "its area is not one aligned block");
+        if (!topo_.possible(vb->cpu))
+            out.push_back(b + "vb->cpu " + std::to_string(vb->cpu) + " is not a possible CPU");
+        unsigned free = vb->free.load(std::memory_order_relaxed);
+        unsigned dirty = vb->dirty.load(std::memory_order_relaxed);
+        unsigned used = vb->used_map.count();
+        if (free + dirty + used != bits_)
+            out.push_back(b + "free " + std::to_string(free) + " + dirty " + std::to_string(dirty) +
+                          " + used " + std::to_string(used) + " != " + std::to_string(bits_) +
+                          " pages");
+        if (free <= bits_ && vb->used_map.next_set(bits_ - free) < bits_)
+            out.push_back(b + "a used page lies in the free tail (at or above BITS - free)");
+        if (vb->dirty_max != 0 &&
+            (vb->dirty_min >= vb->dirty_max || vb->dirty_max > bits_ - std::min(free, bits_)))
+            out.push_back(b + "dirty range [" + std::to_string(vb->dirty_min) + ", " +
+                          std::to_string(vb->dirty_max) + ") is outside the handed-out pages");
+        if (dirty == bits_)
+            out.push_back(b + "fully dirty but still in the xarray (not freed)");
+        // Allocation records tile the used bits exactly.
+        unsigned covered = 0;
+        for (unsigned o = 0; o < bits_; ++o) {
+            unsigned rec = vb->alloc_order[o];
+            if (!rec)
+                continue;
+            unsigned len = 1u << (rec - 1);
+            if (o + len > bits_ || !vb->used_map.all_set(o, len)) {
+                out.push_back(b + "allocation at page " + std::to_string(o) +
+                              " is not fully marked used");
+                continue;
+            }
+            covered += len;
+        }
+        if (covered != used)
+            out.push_back(b + std::to_string(used) + " used pages but live allocations cover " +
+                          std::to_string(covered));
+        for (unsigned o = 0; o < bits_; ++o)
+            if (vb->pages[o].load(std::memory_order_relaxed) && !vb->used_map.test(o))
+                out.push_back(b + "page " + std::to_string(o) + " is mapped but not used");
+    }
+
+    // Free lists, each under its queue lock.
+    std::set<vmap_block*> listed;
+    for (unsigned cpu : topo_.possible_cpus()) {
+        vmap_block_queue& vbq = queues_[cpu];
+        std::lock_guard<spinlock> g(vbq.lock);
+        std::string q = "free list of queue " + std::to_string(cpu) + ": ";
+        const rcu_list_node* prev = &vbq.free;
+        std::size_t steps = 0;
+        for (rcu_list_node* n = vbq.free.next.load(); n != &vbq.free; n = n->next.load()) {
+            if (++steps > blocks.size() + 1) {
+                out.push_back(q + "longer than the number of blocks (a cycle?)");
+                break;
+            }
+            if (n->prev != prev)
+                out.push_back(q + "a node's prev does not point back at its predecessor");
+            prev = n;
+            vmap_block* vb = vmap_block::from_list(n);
+            auto it = blocks.find(vb);
+            if (it == blocks.end()) {
+                out.push_back(q + "holds a block that is in no xarray (freed?)");
+                continue;
+            }
+            std::string b = "block " + hex(it->second) + " ";
+            if (!listed.insert(vb).second)
+                out.push_back(q + b + "is on free lists twice");
+            if (vb->cpu != cpu)
+                out.push_back(q + b + "belongs to queue " + std::to_string(vb->cpu));
+            if (vb->free.load(std::memory_order_relaxed) == 0)
+                out.push_back(q + b + "has no free pages but is listed");
+        }
+        if (vbq.free.prev != prev)
+            out.push_back(q + "head->prev is not the last node");
+    }
+    for (auto& [vb, va_start] : blocks)
+        if (vb->free.load(std::memory_order_relaxed) > 0 && !listed.count(vb))
+            out.push_back("block " + hex(va_start) + " has free pages but is on no free list");
+    return out;
+}
+
+} // namespace vmap

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+// vmap/rcu.hpp: a small userspace RCU written on std::atomic.
+//
+// Why our own: liburcu 0.13 (Debian) synchronises through fences and futexes
+// that ThreadSanitizer cannot see, so every reclamation would be reported as
+// a race. Here every edge between a reader and the reclaimer is an atomic
+// release/acquire pair that TSan understands.
+//
+// The scheme, one process-wide domain like the kernel's:
+//   - gp is a grace-period counter.
+//   - every thread that reads has a registered record whose ctr is 0 outside
+//     a read-side section and, inside the outermost one, the value of gp it
+//     saw on entry (nesting is counted privately).
+//   - call() stamps a callback with a fresh epoch e = ++gp. A callback may run
+//     once every reader has ctr == 0 or ctr >= e: any reader that could still
+//     see the unlinked object entered before e was handed out.
+//   - synchronize() does the same for "now" and waits; poll() runs what is
+//     already safe without waiting; barrier() waits and runs everything.
+// Invariants: a thread never synchronizes inside its own read-side section
+// (it would wait for itself), and nothing queued by call() is lost: barrier()
+// runs it all, and allocators call barrier() when they are destroyed.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <vmap/check.hpp>
+#include <vmap/sched_point.hpp>
+
+namespace vmap::rcu {
+
+// The kernel's struct rcu_head: embedded in the object to be reclaimed.
+struct head {
+    head* next = nullptr;
+    void (*func)(head*) = nullptr;
+    std::uint64_t epoch = 0;
+};
+
+namespace detail {
+
+struct reader {
+    std::atomic<std::uint64_t> ctr{0};
+    unsigned nesting = 0; // touched by the owner thread only
+};
+
+struct domain {
+    std::atomic<std::uint64_t> gp{1};
+    std::mutex registry_mu;
+    std::vector<reader*> readers;
+    std::mutex cb_mu;
+    head* cb_first = nullptr; // FIFO, so epochs are non-decreasing
+    head* cb_last = nullptr;
+    std::atomic<std::size_t> cb_pending{0};
+};
+
+inline domain& global() {
+    static domain d;
+    return d;
+}
+
+// Registration: created on a thread's first read-side section, removed when
+// the thread exits.
+struct registration {
+    reader* r = nullptr;
+    reader& get() {
+        if (!r) [[unlikely]] {
+            r = new reader;
+            domain& d = global();
+            std::lock_guard<std::mutex> g(d.registry_mu);
+            d.readers.push_back(r);
+        }
+        return *r;
+    }
+    ~registration() {
+        if (!r)
+            return;
+        VMAP_BUG(r->nesting != 0, "thread exits inside an RCU read-side section");
+        domain& d = global();
+        {
+            std::lock_guard<std::mutex> g(d.registry_mu);
+            d.readers.erase(std::find(d.readers.begin(), d.readers.end(), r));
+        }
+        delete r;
+    }
+};
+
+inline reader& this_reader() {
+    static thread_local registration reg;
+    return reg.get();
+}
+
+// Smallest ctr of any reader inside a section; UINT64_MAX if none.
+inline std::uint64_t oldest_reader(domain& d) {
+    std::uint64_t oldest = UINT64_MAX;
+    std::lock_guard<std::mutex> g(d.registry_mu);
+    for (reader* r : d.readers) {
+        // seq_cst: with the reader's seq_cst entry and the writers' seq_cst
+        // unlinking stores this is a store-buffering pattern; a reader we see
+        // as quiescent must see every unlink made before our scan.
+        std::uint64_t c = r->ctr.load(std::memory_order_seq_cst);
+        if (c != 0)
+            oldest = std::min(oldest, c);
+    }
+    return oldest;
+}
+
+} // namespace detail
+
+inline void read_lock() {
+    detail::reader& r = detail::this_reader();
+    if (r.nesting++ == 0) {
+        VMAP_SCHED_POINT(rcu_enter, &r);
+        // seq_cst RMW: orders this entry against a reclaimer's scan, and
+        // continues the release sequence of our last exit for TSan.
+        r.ctr.exchange(detail::global().gp.load(std::memory_order_seq_cst),
+                       std::memory_order_seq_cst);
+    }
+}
+
+inline void read_unlock() {
+    detail::reader& r = detail::this_reader();
+    VMAP_BUG(r.nesting == 0, "rcu::read_unlock without read_lock");
+    if (--r.nesting == 0) {
+        r.ctr.store(0, std::memory_order_release);
+        VMAP_SCHED_POINT(rcu_exit, &r);
+    }
+}
+
+inline bool in_reader() {
+    return detail::this_reader().nesting != 0;
+}
+
+// The kernel's rcu_read_lock()/rcu_read_unlock() as a scope.
+class read_guard {
+  public:
+    read_guard() { read_lock(); }
+    ~read_guard() { read_unlock(); }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+};
+
+// Waits until every reader that might see what was unlinked before the call
+// has left its section.
+inline void synchronize() {
+    VMAP_BUG(in_reader(), "rcu::synchronize inside a read-side section (self-deadlock)");
+    detail::domain& d = detail::global();
+    std::uint64_t target = d.gp.fetch_add(1, std::memory_order_seq_cst) + 1;
+    unsigned spins = 0;
+    while (detail::oldest_reader(d) < target) {
+        VMAP_SCHED_POINT(rcu_wait, &d);
+        if (++spins > 16)
+            std::this_thread::yield();
+    }
+}
+
+namespace detail {
+// Detaches the callbacks whose epoch is <= limit.
+inline head* take_ready(domain& d, std::uint64_t limit) {
+    std::lock_guard<std::mutex> g(d.cb_mu);
+    head* first = d.cb_first;
+    head* last = nullptr;
+    head* h = first;
+    std::size_t n = 0;
+    while (h && h->epoch <= limit) {
+        last = h;
+        h = h->next;
+        ++n;
+    }
+    if (!last)
+        return nullptr;
+    d.cb_first = h;
+    if (!h)
+        d.cb_last = nullptr;
+    last->next = nullptr;
+    d.cb_pending.fetch_sub(n, std::memory_order_relaxed);
+    return first;
+}
+
+inline void run(head* h) {
+    while (h) {
+        head* next = h->next;
+        h->func(h);
+        h = next;
+    }
+}
+} // namespace detail
+
+// Runs, without waiting, every callback whose grace period has ended.
+inline void poll() {
+    detail::domain& d = detail::global();
+    if (d.cb_pending.load(std::memory_order_relaxed) == 0)
+        return;
+    detail::run(detail::take_ready(d, detail::oldest_reader(d)));
+}
+
+// call_rcu(): func(h) runs after every current reader has left. Batches of
+// callbacks are run by poll() once enough have piled up; it never waits, so
+// call() is safe under spinlocks and inside read-side sections.
+inline constexpr std::size_t poll_batch = 64;
+
+inline void call(head* h, void (*func)(head*)) {
+    detail::domain& d = detail::global();
+    h->func = func;
+    h->next = nullptr;
+    std::size_t pending;
+    {
+        std::lock_guard<std::mutex> g(d.cb_mu);
+        h->epoch = d.gp.fetch_add(1, std::memory_order_seq_cst) + 1;
+        if (d.cb_last)
+            d.cb_last->next = h;
+        else
+            d.cb_first = h;
+        d.cb_last = h;
+        pending = d.cb_pending.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+    if (pending >= poll_batch)
+        poll();
+}
+
+// rcu_barrier(): waits for a grace period and runs every queued callback,
+// including those that callbacks queue in turn.
+inline void barrier() {
+    detail::domain& d = detail::global();
+    while (d.cb_pending.load(std::memory_order_relaxed) != 0) {
+        synchronize();
+        detail::run(detail::take_ready(d, detail::oldest_reader(d)));
+    }
+}
+
+inline std::size_t pending_callbacks() {
+    return detail::global().cb_pending.load(std::memory_order_relaxed);
+}
+
+// Registers the calling thread now rather than at its first read-side
+// section (the deterministic scheduler must not block in the registry).
+inline void register_thread() {
+    (void)detail::this_reader();
+}
+
+} // namespace vmap::rcu

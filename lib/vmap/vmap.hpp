@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+// vmap/vmap.hpp: everything. The parts, bottom-up:
+//   check.hpp       WARN_ON_ONCE / BUG_ON and their policies
+//   sched_point.hpp scheduling points for the deterministic scheduler
+//   rcu.hpp         read-side sections, synchronize, call (kfree_rcu)
+//   spinlock.hpp    spinlock with lock_stat counters
+//   cpu.hpp         possible-CPU masks, per-CPU storage, current CPU
+//   bitmap.hpp      used_map
+//   list.hpp        RCU-safe free lists
+//   xarray.hpp      64-way radix tree with lock-free loads
+//   vmap_area.hpp   the VA-range allocator
+//   flush_log.hpp   TLB-flush bookkeeping
+//   vmap_block.hpp  struct vmap_block, struct vmap_block_queue
+//   allocator.hpp   vm_map_ram / vm_unmap_ram / vm_unmap_aliases / vread
+//   audit.hpp       allocator::check()
+#pragma once
+
+#include <vmap/allocator.hpp>

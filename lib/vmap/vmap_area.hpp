@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+// vmap/vmap_area.hpp: the vmap_area allocator - virtual ranges of the managed
+// area, handed out whole to vmap blocks and to large vm_map_ram() mappings.
+//
+// The kernel keeps free space in an rb-tree augmented with the largest free
+// size below each node. We need the same O(log n) with two alignments only,
+// the page (large mappings) and the block (vmap blocks), so we keep three
+// ordered indexes of the free ranges instead of an augmented tree:
+//   free_        start -> end, for coalescing on free;
+//   by_size_     (size, start): best fit for page-aligned requests;
+//   block_fit_   starts of the ranges that can hold one aligned block,
+//                for lowest-address block placement (as the kernel's).
+// Busy areas live in busy_ (start -> area) for lookup by address.
+// Invariants (audit()): free ranges are disjoint, never adjacent (coalesced)
+// and inside [start, end); busy areas are disjoint from each other and from
+// free space; free + busy bytes == the range size; the two indexes hold
+// exactly the ranges they should.
+// Everything runs under one lock, the seed's top contended "vmap_area_lock".
+#pragma once
+
+#include <cstddef>
+#include <cstdio>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <vmap/spinlock.hpp>
+
+namespace vmap {
+
+// va->flags (mm/vmalloc.c: VMAP_RAM, VMAP_BLOCK).
+inline constexpr unsigned VMAP_RAM = 0x1;
+inline constexpr unsigned VMAP_BLOCK = 0x2;
+
+struct vmap_area {
+    unsigned long va_start = 0;
+    unsigned long va_end = 0; // exclusive
+    unsigned flags = 0;
+    // The pages a large (VMAP_RAM, not VMAP_BLOCK) mapping maps, in order.
+    std::vector<std::byte*> pages;
+};
+
+class vmap_area_allocator {
+  public:
+    // [start, start + size) is managed; `block` is the block size (a power
+    // of two), the one alignment besides `page` that alloc() serves.
+    vmap_area_allocator(unsigned long start, unsigned long size, unsigned long page,
+                        unsigned long block)
+        : start_(start), end_(start + size), page_(page), block_(block) {
+        insert_free(start_, end_);
+    }
+
+    vmap_area_allocator(const vmap_area_allocator&) = delete;
+    vmap_area_allocator& operator=(const vmap_area_allocator&) = delete;
+
+    // alloc_vmap_area(): a new busy area of `size` bytes aligned to `align`
+    // (page or block). nullptr when no free range fits: the caller purges
+    // and retries, or fails cleanly.
+    vmap_area* alloc(unsigned long size, unsigned long align, unsigned flags,
+                     std::span<std::byte* const> pages = {}) {
+        if (size == 0 || size % page_ != 0 || (align != page_ && align != block_))
+            return nullptr;
+        std::lock_guard<spinlock> g(lock_);
+        unsigned long at;
+        if (align == block_) {
+            if (size != block_ || block_fit_.empty())
+                return nullptr;
+            unsigned long s = *block_fit_.begin();
+            at = round_up(s, block_);
+        } else {
+            auto it = by_size_.lower_bound({size, 0});
+            if (it == by_size_.end())
+                return nullptr;
+            at = it->second;
+        }
+        carve(at, at + size);
+        auto va = std::make_unique<vmap_area>();
+        va->va_start = at;
+        va->va_end = at + size;
+        va->flags = flags;
+        va->pages.assign(pages.begin(), pages.end());
+        vmap_area* raw = va.get();
+        busy_.emplace(at, std::move(va));
+        return raw;
+    }
+
+    // free_vmap_area(): returns the range and destroys `va`.
+    void free(vmap_area* va) {
+        std::lock_guard<spinlock> g(lock_);
+        auto it = busy_.find(va->va_start);
+        VMAP_BUG(it == busy_.end() || it->second.get() != va, "free of an unknown vmap_area");
+        unsigned long s = va->va_start, e = va->va_end;
+        busy_.erase(it);
+        release(s, e);
+    }
+
+    // find_unlink_vmap_area(): the busy area starting exactly at `addr` with
+    // `flags` and `size` bytes, removed from the busy tree and its range
+    // freed; the caller owns the returned area. nullptr if there is none;
+    // then *wrong_size says whether one was there with another size (and
+    // was left alone).
+    std::unique_ptr<vmap_area> find_unlink(unsigned long addr, unsigned flags, unsigned long size,
+                                           bool* wrong_size) {
+        std::lock_guard<spinlock> g(lock_);
+        auto it = busy_.find(addr);
+        *wrong_size = false;
+        if (it == busy_.end() || it->second->flags != flags)
+            return nullptr;
+        if (it->second->va_end - it->second->va_start != size) {
+            *wrong_size = true;
+            return nullptr;
+        }
+        std::unique_ptr<vmap_area> va = std::move(it->second);
+        busy_.erase(it);
+        release(va->va_start, va->va_end);
+        return va;
+    }
+
+    // find_vmap_area(): calls f(area or nullptr) for the busy area containing
+    // `addr`, under the lock, so the area cannot go away meanwhile.
+    template <class F>
+    decltype(auto) with_area(unsigned long addr, F&& f) {
+        std::lock_guard<spinlock> g(lock_);
+        return f(find_locked(addr));
+    }
+
+    // Start of the first busy area at or after `addr`, or end() if none.
+    unsigned long next_busy(unsigned long addr) {
+        std::lock_guard<spinlock> g(lock_);
+        auto it = busy_.lower_bound(addr);
+        return it == busy_.end() ? end_ : it->first;
+    }
+
+    unsigned long start() const { return start_; }
+    unsigned long end() const { return end_; }
+    std::size_t busy_count() const {
+        std::lock_guard<spinlock> g(lock_);
+        return busy_.size();
+    }
+    unsigned long free_bytes() const {
+        std::lock_guard<spinlock> g(lock_);
+        unsigned long n = 0;
+        for (auto& [s, e] : free_)
+            n += e - s;
+        return n;
+    }
+    lock_stats stats() const { return lock_.stats(); }
+    spinlock& lock() { return lock_; }
+
+    // f(area) for every busy area in address order, under the lock.
+    template <class F>
+    void for_each_busy(F&& f) const {
+        std::lock_guard<spinlock> g(lock_);
+        for (auto& [s, va] : busy_)
+            f(*va);
+    }
+
+    void audit(std::vector<std::string>& out) const {
+        std::lock_guard<spinlock> g(lock_);
+        unsigned long free_sum = 0, busy_sum = 0, prev_end = 0;
+        bool first = true;
+        for (auto& [s, e] : free_) {
+            if (s >= e || s < start_ || e > end_)
+                out.push_back("vmap_area: free range " + hex(s) + "-" + hex(e) + " is bad");
+            if (!first && s <= prev_end)
+                out.push_back("vmap_area: free ranges overlap or are not coalesced at " + hex(s));
+            if (by_size_.count({e - s, s}) != 1)
+                out.push_back("vmap_area: size index misses free range " + hex(s));
+            if (block_fit_.count(s) != (fits_block(s, e) ? 1u : 0u))
+                out.push_back("vmap_area: block index wrong for free range " + hex(s));
+            free_sum += e - s;
+            prev_end = e;
+            first = false;
+        }
+        if (by_size_.size() != free_.size())
+            out.push_back("vmap_area: size index has stale entries");
+        unsigned long busy_end = 0;
+        for (auto& [s, va] : busy_) {
+            if (va->va_start != s || va->va_end <= s || s < start_ || va->va_end > end_)
+                out.push_back("vmap_area: busy area " + hex(s) + " is bad");
+            if (s < busy_end)
+                out.push_back("vmap_area: busy areas overlap at " + hex(s));
+            auto f = free_.upper_bound(s);
+            if (f != free_.begin() && std::prev(f)->second > s)
+                out.push_back("vmap_area: busy area " + hex(s) + " overlaps free space");
+            if (f != free_.end() && f->first < va->va_end)
+                out.push_back("vmap_area: busy area " + hex(s) + " overlaps free space");
+            busy_sum += va->va_end - s;
+            busy_end = va->va_end;
+        }
+        if (free_sum + busy_sum != end_ - start_)
+            out.push_back("vmap_area: free + busy bytes != range size");
+    }
+
+    static std::string hex(unsigned long v) {
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "%#lx", v);
+        return buf;
+    }
+
+  private:
+    static unsigned long round_up(unsigned long v, unsigned long a) {
+        return (v + a - 1) & ~(a - 1);
+    }
+    bool fits_block(unsigned long s, unsigned long e) const {
+        unsigned long a = round_up(s, block_);
+        return a >= s && a < e && e - a >= block_;
+    }
+
+    vmap_area* find_locked(unsigned long addr) const {
+        auto it = busy_.upper_bound(addr);
+        if (it == busy_.begin())
+            return nullptr;
+        --it;
+        return addr < it->second->va_end ? it->second.get() : nullptr;
+    }
+
+    void insert_free(unsigned long s, unsigned long e) {
+        free_.emplace(s, e);
+        by_size_.emplace(e - s, s);
+        if (fits_block(s, e))
+            block_fit_.insert(s);
+    }
+    void erase_free(std::map<unsigned long, unsigned long>::iterator it) {
+        by_size_.erase({it->second - it->first, it->first});
+        block_fit_.erase(it->first);
+        free_.erase(it);
+    }
+
+    // Takes [a, b) out of the free range that contains it.
+    void carve(unsigned long a, unsigned long b) {
+        auto it = std::prev(free_.upper_bound(a));
+        unsigned long s = it->first, e = it->second;
+        VMAP_BUG(a < s || b > e, "vmap_area: carve outside a free range");
+        erase_free(it);
+        if (s < a)
+            insert_free(s, a);
+        if (b < e)
+            insert_free(b, e);
+    }
+
+    // Returns [s, e) to free space, merging with its neighbours.
+    void release(unsigned long s, unsigned long e) {
+        auto next = free_.lower_bound(s);
+        if (next != free_.end() && next->first == e) {
+            e = next->second;
+            erase_free(next);
+        }
+        auto prev = free_.lower_bound(s);
+        if (prev != free_.begin()) {
+            --prev;
+            if (prev->second == s) {
+                s = prev->first;
+                erase_free(prev);
+            }
+        }
+        insert_free(s, e);
+    }
+
+    unsigned long start_, end_, page_, block_;
+    mutable spinlock lock_{"vmap_area_lock"};
+    std::map<unsigned long, unsigned long> free_;
+    std::set<std::pair<unsigned long, unsigned long>> by_size_;
+    std::set<unsigned long> block_fit_;
+    std::map<unsigned long, std::unique_ptr<vmap_area>> busy_;
+};
+
+} // namespace vmap
