@@ -180,6 +180,7 @@ class allocator {
     std::uint64_t addr_to_vb_idx(unsigned long addr) const;
     unsigned long vmap_block_vaddr(unsigned long va_start, unsigned long pages_off);
     vmap_block_queue& queue(unsigned cpu) { return queues_[cpu]; }
+    vmap_area_allocator& areas() { return areas_; }
     // The block mapping `addr`, or nullptr. The result is only safe to use
     // under rcu::read_guard or while the caller keeps a mapping in it.
     vmap_block* find_block(unsigned long addr);

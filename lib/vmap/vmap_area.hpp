@@ -130,6 +130,14 @@ class vmap_area_allocator {
         return f(find_locked(addr));
     }
 
+    // Whether alloc(size, align) would succeed now (tests judge no_space).
+    bool can_fit(unsigned long size, unsigned long align) const {
+        std::lock_guard<spinlock> g(lock_);
+        if (align == block_)
+            return size == block_ && !block_fit_.empty();
+        return by_size_.lower_bound({size, 0}) != by_size_.end();
+    }
+
     // Start of the first busy area at or after `addr`, or end() if none.
     unsigned long next_busy(unsigned long addr) {
         std::lock_guard<spinlock> g(lock_);

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+// harness/model.hpp: the reference model - what the allocator must look like
+// from outside, kept without looking inside it.
+//
+// It knows the live mappings (address, pages, which CPU made them, and for
+// small ones the block that served them), so it can say what every byte of
+// the range must read as, and it knows which pages were unmapped from blocks
+// and not yet covered by a flush: the pages the next vm_unmap_aliases() must
+// flush. Page buffers belong to the model and die at unmap, so an allocator
+// that still reads them afterwards is a use-after-free under ASan.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+namespace harness {
+
+// The byte at `i` of page `page` of a mapping filled with `fill`: distinct
+// across pages and mappings, so a page mapped in the wrong place shows.
+inline std::byte pattern(std::uint8_t fill, unsigned page, unsigned long i) {
+    return static_cast<std::byte>(fill * 131u + page * 29u + static_cast<unsigned>(i) * 7u + 1u);
+}
+
+struct mapping {
+    unsigned long addr = 0;
+    unsigned count = 0;
+    std::uint8_t fill = 0;
+    unsigned cpu = 0;
+    const void* block = nullptr;       // small mappings: the vmap_block that served it
+    std::unique_ptr<std::byte[]> data; // count pages, page-size each
+    std::vector<std::byte*> pages;     // pointers into data
+};
+
+class model {
+  public:
+    model(unsigned long page_size, unsigned max_alloc) : page_(page_size), max_alloc_(max_alloc) {}
+
+    unsigned long page_size() const { return page_; }
+    bool is_small(unsigned count) const { return count <= max_alloc_; }
+
+    // A mapping's pages, filled, ready to be mapped; commit() makes it live.
+    std::unique_ptr<mapping> prepare(unsigned count, std::uint8_t fill) const {
+        auto m = std::make_unique<mapping>();
+        m->count = count;
+        m->fill = fill;
+        m->data.reset(new std::byte[count * page_]);
+        for (unsigned p = 0; p < count; ++p) {
+            std::byte* base = m->data.get() + p * page_;
+            for (unsigned long i = 0; i < page_; ++i)
+                base[i] = pattern(fill, p, i);
+            m->pages.push_back(base);
+        }
+        return m;
+    }
+
+    void commit(std::unique_ptr<mapping> m) {
+        by_addr_[m->addr] = m.get();
+        live_.push_back(std::move(m));
+    }
+
+    std::size_t live_count() const { return live_.size(); }
+    mapping& at(unsigned handle) { return *live_[handle % live_.size()]; }
+    const std::vector<std::unique_ptr<mapping>>& live() const { return live_; }
+
+    // Removes a live mapping; a small one's pages become unflushed.
+    std::unique_ptr<mapping> remove(unsigned handle) {
+        std::size_t i = handle % live_.size();
+        std::unique_ptr<mapping> m = std::move(live_[i]);
+        live_[i] = std::move(live_.back());
+        live_.pop_back();
+        by_addr_.erase(m->addr);
+        if (is_small(m->count))
+            for (unsigned p = 0; p < m->count; ++p)
+                unflushed_.insert(m->addr + p * page_);
+        freed_.push_back(m->addr);
+        if (freed_.size() > 64)
+            freed_.erase(freed_.begin());
+        return m;
+    }
+
+    // The live mapping covering `addr`, or nullptr.
+    const mapping* covering(unsigned long addr) const {
+        auto it = by_addr_.upper_bound(addr);
+        if (it == by_addr_.begin())
+            return nullptr;
+        --it;
+        const mapping* m = it->second;
+        return addr < m->addr + m->count * page_ ? m : nullptr;
+    }
+    const mapping* starting_at(unsigned long addr) const {
+        auto it = by_addr_.find(addr);
+        return it == by_addr_.end() ? nullptr : it->second;
+    }
+    // Whether [addr, addr + bytes) meets any live mapping.
+    bool overlaps(unsigned long addr, unsigned long bytes) const {
+        auto it = by_addr_.lower_bound(addr);
+        if (it != by_addr_.end() && it->first < addr + bytes)
+            return true;
+        return covering(addr) != nullptr;
+    }
+
+    // What vread must return at `addr`.
+    std::byte expected(unsigned long addr) const {
+        const mapping* m = covering(addr);
+        if (!m)
+            return std::byte{0};
+        unsigned long off = addr - m->addr;
+        return pattern(m->fill, static_cast<unsigned>(off / page_), off % page_);
+    }
+
+    // A flush of [start, end) covers these pages.
+    void flushed(unsigned long start, unsigned long end) {
+        unflushed_.erase(unflushed_.lower_bound(start), unflushed_.lower_bound(end));
+    }
+    const std::set<unsigned long>& unflushed() const { return unflushed_; }
+    const std::vector<unsigned long>& freed() const { return freed_; }
+
+  private:
+    unsigned long page_;
+    unsigned max_alloc_;
+    std::vector<std::unique_ptr<mapping>> live_;
+    std::map<unsigned long, mapping*> by_addr_;
+    std::set<unsigned long> unflushed_;
+    std::vector<unsigned long> freed_; // recent unmapped addresses, oldest first
+};
+
+} // namespace harness

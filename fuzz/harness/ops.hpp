@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+// harness/ops.hpp: the operation vocabulary shared by the fuzz targets, the
+// property suites and vmap-trace, and the one decoder from bytes to it.
+//
+// Any byte string decodes; there is no invalid input. Reading past the end
+// ends the scenario cleanly (a half-read operation is dropped).
+//
+// Encoding (the only place it is written down):
+//
+//   scenario := header op*
+//   header   := mask flags range            (3 bytes)
+//     mask   : bit i = CPU i is possible; 0 means {0}. Sparse masks arise
+//              naturally ({0,2,5} is 0b100101).
+//     flags  : bit 0     scheme   0 per_cpu_hashed, 1 global
+//              bit 1     key      0 block_index, 1 va_start
+//              bits 2-3  page_shift  6, 8, 10, 12
+//              bits 4-5  bbmap_bits  128, 256, 512, 1024
+//              bit 6     start the range one page above block alignment
+//              bit 7     error paths: bad unmaps are decoded (else they
+//                        decode as plain unmaps) and BUG_ONs report
+//     range  : 0..239   (range % 24) + 2 blocks: small enough to exhaust
+//              240..255 the full 32 TiB
+//   op := opcode args
+//     opcode % 16:
+//       0-5   map        count fill      count byte k: k < 96 -> 1 page;
+//                                        k < 224 -> 2 + (k - 96) % 63 (2..64);
+//                                        k < 252 -> 65 + (k - 224) * 3 (65..146);
+//                                        else 0 pages (error paths) or 1
+//       6-8   unmap      handle          live mapping handle % live count
+//       9     vread      handle delta off len
+//                                        from the mapping's page
+//                                        (int8)delta % (count + 2), byte off
+//                                        (off % page), length (len + 1) * 16
+//       10    unmap_aliases
+//       11    purge      cpu             purge_fragmented_blocks(possible[cpu % n])
+//       12    switch_cpu cpu             run on possible[cpu % n]
+//       13    bad_unmap  kind handle arg (error paths only; else: unmap handle)
+//       14    check                      allocator::check()
+//       15    purge_all                  purge_fragmented_blocks_allcpus()
+//
+// A handle names a live mapping by position, so every op stays meaningful
+// whatever happened before; ops on an empty set of mappings do nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <vmap/allocator.hpp>
+
+namespace harness {
+
+enum class op_kind : std::uint8_t {
+    map,
+    unmap,
+    vread,
+    unmap_aliases,
+    purge,
+    switch_cpu,
+    bad_unmap,
+    check,
+    purge_all,
+};
+
+// The misuses bad_unmap can make of vm_unmap_ram().
+enum class bad_kind : std::uint8_t {
+    null_addr,    // address 0
+    below_range,  // one page below the range
+    above_range,  // the range's end
+    unaligned,    // a live mapping's address + 1
+    zero_count,   // a live mapping with count 0
+    wrong_count,  // a live mapping with a count of another order/size
+    interior,     // a live mapping's second page
+    unknown,      // an address in the range where nothing starts
+    double_unmap, // the address of a mapping already unmapped
+    count_ = 9,
+};
+
+struct op {
+    op_kind kind = op_kind::check;
+    unsigned count = 0;    // map: pages
+    std::uint8_t fill = 0; // map: pattern seed
+    unsigned handle = 0;   // unmap, vread, bad_unmap: live mapping % live count
+    int delta = 0;         // vread: first page relative to the mapping
+    unsigned off = 0;      // vread: byte offset in the first page (% page)
+    unsigned len = 0;      // vread: bytes
+    unsigned cpu = 0;      // purge, switch_cpu: possible CPU index % n
+    bad_kind bad = bad_kind::unknown;
+    std::uint8_t arg = 0; // bad_unmap: variation
+};
+
+struct scenario {
+    std::uint8_t header[3] = {1, 0, 255}; // mask, flags, range as decoded
+    vmap::config cfg;
+    bool error_paths = false;
+    std::vector<op> ops;
+};
+
+// Reads bytes front to back; take() fails once the input is used up.
+class byte_reader {
+  public:
+    explicit byte_reader(std::span<const std::uint8_t> in)
+        : p_(in.data()), end_(in.data() + in.size()) {}
+    bool take(std::uint8_t& b) {
+        if (p_ == end_)
+            return false;
+        b = *p_++;
+        return true;
+    }
+    bool empty() const { return p_ == end_; }
+    std::size_t left() const { return static_cast<std::size_t>(end_ - p_); }
+
+  private:
+    const std::uint8_t* p_;
+    const std::uint8_t* end_;
+};
+
+inline vmap::config decode_config(std::uint8_t mask, std::uint8_t flags, std::uint8_t range,
+                                  bool& error_paths) {
+    vmap::config c;
+    c.possible = mask ? vmap::cpu_mask::from_bits(mask) : vmap::cpu_mask{0};
+    c.scheme = (flags & 1) ? vmap::vb_scheme::global : vmap::vb_scheme::per_cpu_hashed;
+    c.key = (flags & 2) ? vmap::vb_key::va_start : vmap::vb_key::block_index;
+    static constexpr unsigned shifts[] = {6, 8, 10, 12};
+    c.page_shift = shifts[(flags >> 2) & 3];
+    c.bbmap_bits = 128u << ((flags >> 4) & 3);
+    unsigned long block = static_cast<unsigned long>(c.bbmap_bits) << c.page_shift;
+    c.vmalloc_start = vmap::default_vmalloc_start + ((flags & 0x40) ? (1UL << c.page_shift) : 0);
+    c.vmalloc_size = range < 240 ? (range % 24 + 2) * block : vmap::default_vmalloc_size;
+    error_paths = flags & 0x80;
+    c.on_bug = error_paths ? vmap::bug_policy::report : vmap::bug_policy::abort;
+    c.warn_handler = nullptr;
+    return c;
+}
+
+inline unsigned decode_count(std::uint8_t k, bool error_paths) {
+    if (k < 96)
+        return 1;
+    if (k < 224)
+        return 2 + (k - 96) % 63;
+    if (k < 252)
+        return 65 + (k - 224) * 3u;
+    return error_paths ? 0 : 1;
+}
+
+// Decodes ops until the input ends. The header is decoded by the caller.
+inline std::vector<op> decode_ops(byte_reader& r, bool error_paths) {
+    std::vector<op> ops;
+    std::uint8_t c, a, b, d, e;
+    while (r.take(c)) {
+        op o;
+        switch (c % 16) {
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+            if (!r.take(a) || !r.take(b))
+                return ops;
+            o.kind = op_kind::map;
+            o.count = decode_count(a, error_paths);
+            o.fill = b;
+            break;
+        case 6:
+        case 7:
+        case 8:
+            if (!r.take(a))
+                return ops;
+            o.kind = op_kind::unmap;
+            o.handle = a;
+            break;
+        case 9:
+            if (!r.take(a) || !r.take(b) || !r.take(d) || !r.take(e))
+                return ops;
+            o.kind = op_kind::vread;
+            o.handle = a;
+            o.delta = static_cast<std::int8_t>(b);
+            o.off = d;
+            o.len = (e + 1u) * 16;
+            break;
+        case 10:
+            o.kind = op_kind::unmap_aliases;
+            break;
+        case 11:
+        case 12:
+            if (!r.take(a))
+                return ops;
+            o.kind = c % 16 == 11 ? op_kind::purge : op_kind::switch_cpu;
+            o.cpu = a;
+            break;
+        case 13:
+            if (!r.take(a) || !r.take(b) || !r.take(d))
+                return ops;
+            o.handle = b;
+            if (error_paths) {
+                o.kind = op_kind::bad_unmap;
+                o.bad = static_cast<bad_kind>(a % static_cast<unsigned>(bad_kind::count_));
+                o.arg = d;
+            } else {
+                o.kind = op_kind::unmap;
+            }
+            break;
+        case 14:
+            o.kind = op_kind::check;
+            break;
+        default:
+            o.kind = op_kind::purge_all;
+            break;
+        }
+        ops.push_back(o);
+    }
+    return ops;
+}
+
+inline scenario decode(std::span<const std::uint8_t> input) {
+    scenario s;
+    byte_reader r(input);
+    // A short header keeps defaults for what is missing: still a scenario.
+    r.take(s.header[0]) && r.take(s.header[1]) && r.take(s.header[2]);
+    s.cfg = decode_config(s.header[0], s.header[1], s.header[2], s.error_paths);
+    s.ops = decode_ops(r, s.error_paths);
+    return s;
+}
+
+inline const char* to_string(bad_kind b) {
+    static constexpr const char* names[] = {"null_addr", "below_range", "above_range",
+                                            "unaligned", "zero_count",  "wrong_count",
+                                            "interior",  "unknown",     "double_unmap"};
+    return names[static_cast<unsigned>(b)];
+}
+
+inline std::string to_string(const op& o) {
+    switch (o.kind) {
+    case op_kind::map:
+        return "map count=" + std::to_string(o.count) + " fill=" + std::to_string(o.fill);
+    case op_kind::unmap:
+        return "unmap handle=" + std::to_string(o.handle);
+    case op_kind::vread:
+        return "vread handle=" + std::to_string(o.handle) + " delta=" + std::to_string(o.delta) +
+               " off=" + std::to_string(o.off) + " len=" + std::to_string(o.len);
+    case op_kind::unmap_aliases:
+        return "vm_unmap_aliases";
+    case op_kind::purge:
+        return "purge cpu=" + std::to_string(o.cpu);
+    case op_kind::switch_cpu:
+        return "switch_cpu cpu=" + std::to_string(o.cpu);
+    case op_kind::bad_unmap:
+        return std::string("bad_unmap ") + to_string(o.bad) +
+               " handle=" + std::to_string(o.handle) + " arg=" + std::to_string(o.arg);
+    case op_kind::check:
+        return "check";
+    case op_kind::purge_all:
+        return "purge_all";
+    }
+    return "?";
+}
+
+inline std::string describe(const vmap::config& c, bool error_paths) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "possible=%s scheme=%s key=%s page_shift=%u bbmap_bits=%u start=%#lx size=%#lx "
+                  "error_paths=%d",
+                  c.possible.to_string().c_str(), vmap::to_string(c.scheme), vmap::to_string(c.key),
+                  c.page_shift, c.bbmap_bits, c.vmalloc_start, c.vmalloc_size, error_paths ? 1 : 0);
+    return buf;
+}
+
+} // namespace harness
