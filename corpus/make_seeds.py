@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed inputs of corpus/<target>/ (seed-*), each a
+small scenario aimed at one path of the allocator. The encoding is the one
+documented in fuzz/harness/ops.hpp (vmap_ops), fuzz/harness/xa_ops.hpp
+(xarray_ops) and fuzz/cpu_hash.cpp. Run from anywhere; it rewrites only
+seed-* files. Inputs libFuzzer adds by merging keep their hash names."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---- vmap_ops -------------------------------------------------------------
+SCHEME_GLOBAL, KEY_VA_START = 0x01, 0x02
+PAGE = {6: 0 << 2, 8: 1 << 2, 10: 2 << 2, 12: 3 << 2}
+BITS = {128: 0 << 4, 256: 1 << 4, 512: 2 << 4, 1024: 3 << 4}
+UNALIGNED_START, ERROR_PATHS = 0x40, 0x80
+FULL_RANGE = 255
+
+
+def header(mask=0x01, page=6, bits=128, flags=0, blocks=None):
+    rng = FULL_RANGE if blocks is None else blocks - 2
+    return bytes([mask, PAGE[page] | BITS[bits] | flags, rng])
+
+
+def count_byte(n):
+    if n == 1:
+        return 0
+    if 2 <= n <= 64:
+        return 96 + (n - 2)
+    if n >= 65:
+        return 224 + (n - 65) // 3
+    return 255  # 0 pages (error paths)
+
+
+def vmap(n, fill=0):
+    return bytes([0, count_byte(n), fill & 0xFF])
+
+
+def unmap(h):
+    return bytes([6, h & 0xFF])
+
+
+def vread(h, delta=0, off=0, units=16):
+    return bytes([9, h & 0xFF, delta & 0xFF, off & 0xFF, units - 1])
+
+
+ALIASES, CHECK, PURGE_ALL = bytes([10]), bytes([14]), bytes([15])
+
+
+def purge(cpu):
+    return bytes([11, cpu])
+
+
+def switch(cpu):
+    return bytes([12, cpu])
+
+
+def bad(kind, h=0, arg=0):
+    return bytes([13, kind, h, arg])
+
+
+def vmap_ops_seeds():
+    s = {}
+    s["basic"] = header(page=12, bits=1024) + vmap(1) + vread(0) + unmap(0) + ALIASES
+    # One block filled to free == 0 (off every free list), then unmapped:
+    # its dirty pages must still be flushed (fc1e0d980037).
+    s["full-block"] = header() + vmap(64, 1) + vmap(64, 2) + unmap(0) + unmap(0) + ALIASES
+    # Flushed ranges are not flushed again (a09fad96ffb1).
+    s["reflush"] = header() + vmap(1) + vmap(1) + unmap(0) + ALIASES + ALIASES
+    # Fragmented blocks on both sides of VMAP_PURGE_THRESHOLD (77e50af07f14).
+    s["purge-threshold"] = (header() + vmap(64) + vmap(32) + vmap(8) + unmap(0) + unmap(0)
+                            + unmap(0) + vmap(4) + unmap(0) + ALIASES + PURGE_ALL)
+    # Sparse possible mask {0,2,5}: hash fallback (a34acf30b19b) and queues
+    # whose block hashes elsewhere (8c61291fd850).
+    sparse = header(mask=0b100101)
+    for cpu in range(3):
+        sparse += switch(cpu) + vmap(64, cpu) + vmap(40, cpu) + vmap(3, cpu)
+    for _ in range(6):
+        sparse += unmap(1)
+    s["sparse-mask"] = sparse + purge(1) + ALIASES + CHECK
+    s["mask-0-2"] = header(mask=0b101) + switch(1) + vmap(64) + vmap(50) + unmap(0) + purge(1) + PURGE_ALL
+    s["global-scheme"] = header(mask=0x0F, flags=SCHEME_GLOBAL) + vmap(2) + switch(3) + vmap(5) + unmap(0) + ALIASES
+    s["va-start-key"] = header(mask=0x03, flags=KEY_VA_START) + vmap(7) + vmap(64) + unmap(1) + CHECK
+    s["unaligned-start"] = header(flags=UNALIGNED_START) + vmap(64) + vmap(64) + vmap(1) + unmap(1) + ALIASES
+    # A range of two blocks: exhaustion, purge of all CPUs and retry.
+    ex = header(mask=0x03, blocks=2)
+    for i in range(6):
+        ex += vmap(60, i)
+    ex += unmap(0) + unmap(0) + vmap(100) + ALIASES + vmap(65)
+    s["exhaust"] = ex
+    s["large"] = (header(page=8, bits=256) + vmap(65, 1) + vmap(146, 2) + vread(0, 0xFF, 3, 64)
+                  + vread(1, 64, 0, 64) + unmap(0) + unmap(0))
+    s["vread-holes"] = header() + vmap(3) + vmap(5) + unmap(0) + vread(0, 0xFE, 9, 200)
+    err = header(flags=ERROR_PATHS) + vmap(1) + vmap(70) + vmap(4)
+    for kind in range(9):
+        err += bad(kind, kind, kind * 17)
+    err += unmap(0) + bad(8) + vmap(0)
+    s["error-paths"] = err
+    return s
+
+
+# ---- xarray_ops --------------------------------------------------------------
+INSERT, ERASE, LOAD, TOGGLE = 0, 1, 2, 3
+
+
+def xa(op, key):
+    if key < 64:
+        return bytes([op, key])
+    if key < 1 << 16:
+        return bytes([op | 1 << 2]) + struct.pack(">H", key)
+    if key < 1 << 24:
+        return bytes([op | 2 << 2]) + struct.pack(">I", key)[1:]
+    return bytes([op | 3 << 2]) + struct.pack(">Q", key)
+
+
+def xarray_ops_seeds():
+    s = {}
+    s["grow-shrink"] = (xa(INSERT, 0) + xa(INSERT, 63) + xa(INSERT, 64) + xa(INSERT, 4095)
+                        + xa(ERASE, 4095) + xa(ERASE, 64) + xa(ERASE, 63) + xa(LOAD, 0) + xa(ERASE, 0))
+    s["block-index-32tib"] = xa(INSERT, (1 << 23) - 1) + xa(INSERT, 5) + xa(ERASE, (1 << 23) - 1)
+    s["va-start-11-levels"] = xa(INSERT, 0xFFFFC90000000000) + xa(LOAD, 0xFFFFC90000000000) + xa(ERASE, 0xFFFFC90000000000)
+    s["busy"] = xa(INSERT, 7) + xa(INSERT, 7) + xa(TOGGLE, 7) + xa(TOGGLE, 7)
+    s["stride"] = b"".join(xa(INSERT, k * 64) for k in range(40)) + b"".join(xa(ERASE, k * 64) for k in range(0, 40, 3))
+    return s
+
+
+# ---- cpu_hash ------------------------------------------------------------------
+def cpu_hash_seeds():
+    addrs = b"".join(struct.pack(">Q", a) for a in (0, 4 << 20, 1 << 40, 0xFFFFFFFFFFFF, 12345 << 22))
+    s = {}
+    for name, mask in (("mask-0-2", 0b101), ("mask-0-2-5", 0b100101), ("mask-1", 0b1),
+                       ("mask-64", (1 << 64) - 1), ("mask-high", 1 << 63 | 1 << 2)):
+        s[name] = struct.pack(">Q", mask) + bytes([0]) + addrs
+    s["mask-0-2-global"] = struct.pack(">Q", 0b101) + bytes([1]) + addrs
+    return s
+
+
+def write(target, seeds):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if f.startswith("seed-"):
+            os.remove(os.path.join(d, f))
+    for name, data in seeds.items():
+        with open(os.path.join(d, "seed-" + name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    write("vmap_ops", vmap_ops_seeds())
+    write("xarray_ops", xarray_ops_seeds())
+    write("cpu_hash", cpu_hash_seeds())
