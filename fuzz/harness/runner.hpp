@@ -31,6 +31,7 @@
 
 #include <vmap/allocator.hpp>
 
+#include "checks.hpp"
 #include "model.hpp"
 #include "ops.hpp"
 
@@ -107,16 +108,11 @@ class runner {
         while (model_.live_count())
             unmap_handle(0);
         do_unmap_aliases();
-        alloc_.purge_fragmented_blocks_allcpus();
         drain_flushes(false);
         check_diagnostics();
-        audit();
-        vmap::allocator_stats st = alloc_.stats();
-        if (st.blocks_live != 0)
-            fail(std::to_string(st.blocks_live) + " blocks left after unmapping and purging all");
-        if (alloc_.areas().busy_count() != 0 ||
-            alloc_.areas().free_bytes() != alloc_.vmalloc_end() - alloc_.vmalloc_start())
-            fail("the range is not whole again after unmapping everything (VA leaked)");
+        if (std::string e = check_drained(alloc_); !e.empty())
+            fail(e);
+        drain_flushes(false);
     }
 
     // The allocator's state in a few lines, for failure reports.
@@ -158,8 +154,6 @@ class runner {
     }
     void fail(const std::string& what) { fail_impl(what); }
 
-    static std::string hex(unsigned long v) { return vmap::vmap_area_allocator::hex(v); }
-
     unsigned cpu_at(unsigned i) const {
         const auto& cpus = alloc_.cpus().possible_cpus();
         return cpus[i % cpus.size()];
@@ -182,31 +176,15 @@ class runner {
         }
         std::unique_ptr<mapping> m = model_.prepare(o.count, o.fill);
         vmap::map_result r = alloc_.vm_map_ram(m->pages);
-        unsigned long bytes = static_cast<unsigned long>(o.count) * alloc_.page_size();
         if (!r) {
             if (r.err != vmap::errc::no_space)
                 fail(std::string("vm_map_ram failed with ") + vmap::to_string(r.err));
             check_no_space(o.count);
             return;
         }
-        if (r.addr % alloc_.page_size() || r.addr < alloc_.vmalloc_start() ||
-            r.addr + bytes > alloc_.vmalloc_end() || r.addr + bytes < r.addr)
-            fail("vm_map_ram returned " + hex(r.addr) + ", not a page-aligned range inside " +
-                 hex(alloc_.vmalloc_start()) + "-" + hex(alloc_.vmalloc_end()));
-        if (model_.overlaps(r.addr, bytes))
-            fail("vm_map_ram returned " + hex(r.addr) + " overlapping a live mapping at " +
-                 hex(model_.covering(r.addr) ? model_.covering(r.addr)->addr : r.addr));
-        vmap::vmap_block* vb = alloc_.find_block(r.addr);
-        if (model_.is_small(o.count)) {
-            if (!vb)
-                fail("small mapping at " + hex(r.addr) + " is in no block (find_block)");
-            unsigned long start = vb->va->va_start;
-            if (r.addr < start || r.addr + bytes > start + alloc_.block_size())
-                fail("small mapping at " + hex(r.addr) + " does not lie inside its block " +
-                     hex(start));
-        } else if (vb) {
-            fail("large mapping at " + hex(r.addr) + " resolves to a block");
-        }
+        vmap::vmap_block* vb = nullptr;
+        if (std::string e = check_new_mapping(alloc_, model_, r.addr, o.count, vb); !e.empty())
+            fail(e);
         m->addr = r.addr;
         m->cpu = cpu_;
         m->block = vb;
@@ -238,12 +216,8 @@ class runner {
         mapping& m = model_.at(handle);
         unsigned long addr = m.addr;
         unsigned count = m.count;
-        if (model_.is_small(count)) {
-            vmap::vmap_block* vb = alloc_.find_block(addr);
-            if (vb != m.block)
-                fail("mapping at " + hex(addr) + " resolves to block " +
-                     hex(vb ? vb->va->va_start : 0) + ", not to the block that served it");
-        }
+        if (std::string e = check_resolves(alloc_, model_, m); !e.empty())
+            fail(e);
         vmap::errc e = alloc_.vm_unmap_ram(addr, count);
         if (e != vmap::errc::ok)
             fail("vm_unmap_ram(" + hex(addr) + ", " + std::to_string(count) + ") failed with " +
@@ -270,15 +244,8 @@ class runner {
         unsigned long addr = m.addr +
                              static_cast<unsigned long>(page_delta * static_cast<long>(page)) +
                              o.off % page;
-        std::vector<std::byte> buf(o.len, std::byte{0x5a});
-        alloc_.vread(addr, buf);
-        for (unsigned long i = 0; i < buf.size(); ++i) {
-            std::byte want = model_.expected(addr + i);
-            if (buf[i] != want)
-                fail("vread at " + hex(addr + i) + " read " +
-                     std::to_string(static_cast<unsigned>(buf[i])) + ", expected " +
-                     std::to_string(static_cast<unsigned>(want)));
-        }
+        if (std::string e = check_vread(alloc_, model_, addr, o.len); !e.empty())
+            fail(e);
     }
 
     void do_unmap_aliases() {
@@ -441,13 +408,8 @@ class runner {
     }
 
     void audit() {
-        std::vector<std::string> v = alloc_.check();
-        if (v.empty())
-            return;
-        std::string all = "allocator::check() found " + std::to_string(v.size()) + " violation(s):";
-        for (const std::string& s : v)
-            all += "\n    " + s;
-        fail(all);
+        if (std::string e = check_audit(alloc_); !e.empty())
+            fail(e);
     }
 
     runner_options opt_;

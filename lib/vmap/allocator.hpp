@@ -228,7 +228,9 @@ class allocator {
     vmap_area_allocator areas_;
     per_cpu<vmap_block_queue> queues_;
     xarray<vmap_block> global_xa_{"vmap_blocks.xa_lock"}; // vb_scheme::global only
-    std::mutex purge_lock_;                               // vmap_purge_lock
+    // vmap_purge_lock: a mutex in the kernel; a yielding spinlock here, so
+    // that every lock is one the deterministic scheduler can see.
+    spinlock purge_lock_{"vmap_purge_lock"};
     std::atomic<std::uint64_t> blocks_live_{0}, blocks_created_{0}, blocks_freed_{0},
         blocks_purged_{0};
     std::atomic<std::uint64_t> retired_vb_acq_{0}, retired_vb_con_{0};
@@ -588,7 +590,7 @@ inline void allocator::purge_fragmented_blocks_allcpus() {
 }
 
 inline void allocator::vm_unmap_aliases() {
-    std::lock_guard<std::mutex> pl(purge_lock_);
+    std::lock_guard<spinlock> pl(purge_lock_);
     std::vector<vmap_block*> purge;
     unsigned long start = ULONG_MAX, end = 0;
     bool flush = false;

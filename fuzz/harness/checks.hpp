@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+// harness/checks.hpp: the checks any caller of the allocator can make from
+// outside, shared by the single-threaded runner and the threaded target.
+// Each returns "" when all is well, else one sentence naming what broke.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include <vmap/allocator.hpp>
+
+#include "model.hpp"
+
+namespace harness {
+
+inline std::string hex(unsigned long v) {
+    return vmap::vmap_area_allocator::hex(v);
+}
+
+// A fresh mapping of `count` pages at `addr`: page aligned, inside the range,
+// clear of the model's live mappings; a small one inside the block that
+// find_block() names (returned in `block`), a large one in no block.
+inline std::string check_new_mapping(vmap::allocator& a, const model& m, unsigned long addr,
+                                     unsigned count, vmap::vmap_block*& block) {
+    unsigned long bytes = static_cast<unsigned long>(count) * a.page_size();
+    if (addr % a.page_size() || addr < a.vmalloc_start() || addr + bytes > a.vmalloc_end() ||
+        addr + bytes < addr)
+        return "vm_map_ram returned " + hex(addr) + ", not a page-aligned range inside " +
+               hex(a.vmalloc_start()) + "-" + hex(a.vmalloc_end());
+    if (m.overlaps(addr, bytes))
+        return "vm_map_ram returned " + hex(addr) + ", overlapping a live mapping";
+    block = a.find_block(addr);
+    if (m.is_small(count)) {
+        if (!block)
+            return "small mapping at " + hex(addr) + " is in no block (find_block)";
+        unsigned long start = block->va->va_start;
+        if (addr < start || addr + bytes > start + a.block_size())
+            return "small mapping at " + hex(addr) + " does not lie inside its block " + hex(start);
+    } else if (block) {
+        return "large mapping at " + hex(addr) + " resolves to a block";
+    }
+    return "";
+}
+
+// Every page of a live small mapping still resolves to the block that
+// served it (addr_to_vb_xa + xa_load).
+inline std::string check_resolves(vmap::allocator& a, const model& m, const mapping& mp) {
+    if (!m.is_small(mp.count))
+        return "";
+    for (unsigned p = 0; p < mp.count; ++p) {
+        unsigned long addr = mp.addr + p * a.page_size();
+        vmap::vmap_block* vb = a.find_block(addr);
+        if (vb != mp.block)
+            return "page " + hex(addr) + " of the mapping at " + hex(mp.addr) +
+                   " resolves to another block than the one that served it";
+    }
+    return "";
+}
+
+// vread of [addr, addr + len) gives what the model says.
+inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long addr,
+                               std::size_t len) {
+    std::vector<std::byte> buf(len, std::byte{0x5a});
+    a.vread(addr, buf);
+    for (std::size_t i = 0; i < len; ++i) {
+        std::byte want = m.expected(addr + i);
+        if (buf[i] != want)
+            return "vread at " + hex(addr + i) + " read " +
+                   std::to_string(static_cast<unsigned>(buf[i])) + ", expected " +
+                   std::to_string(static_cast<unsigned>(want));
+    }
+    return "";
+}
+
+// allocator::check() as one message.
+inline std::string check_audit(vmap::allocator& a) {
+    std::vector<std::string> v = a.check();
+    if (v.empty())
+        return "";
+    std::string all = "allocator::check() found " + std::to_string(v.size()) + " violation(s):";
+    for (const std::string& s : v)
+        all += "\n    " + s;
+    return all;
+}
+
+// With every mapping gone: flush, purge; no block may be left and the range
+// must be whole again (nothing lost).
+inline std::string check_drained(vmap::allocator& a) {
+    a.vm_unmap_aliases();
+    a.purge_fragmented_blocks_allcpus();
+    if (std::string e = check_audit(a); !e.empty())
+        return e;
+    vmap::allocator_stats st = a.stats();
+    if (st.blocks_live != 0)
+        return std::to_string(st.blocks_live) + " blocks left after unmapping and purging all";
+    if (a.areas().busy_count() != 0 ||
+        a.areas().free_bytes() != a.vmalloc_end() - a.vmalloc_start())
+        return "the range is not whole again after unmapping everything (VA leaked)";
+    return "";
+}
+
+} // namespace harness
