@@ -135,6 +135,31 @@ def cpu_hash_seeds():
     return s
 
 
+# ---- vmap_threads ---------------------------------------------------------------
+def threads(mask, flags, rng, cpus, ops, choices):
+    """ops are vmap_ops operation bytes, dealt round-robin to the threads."""
+    ops = ops + bytes((-len(ops)) % 4)  # whole 4-byte units
+    return bytes([mask, flags, rng, len(cpus) - 2, *cpus, len(ops) // 4 - 1]) + ops + bytes(choices)
+
+
+def vmap_threads_seeds():
+    s = {}
+    alt = [1, 3] * 64  # odd choices: switch threads at every point
+    # Two threads on one CPU share a free list: the lockless pre-check races
+    # with the other's allocation (43d7650234c6).
+    s["shared-cpu"] = threads(0x01, 0, 255, [0, 0], vmap(1) + vmap(1) + vmap(2) + vmap(3) + unmap(0) + unmap(0), alt)
+    # Frees and vm_unmap_aliases on another thread: purge walks another
+    # queue's blocks (8c61291fd850), reads vb->cpu (3e3de7947c75) and vb->va
+    # of dying blocks (ad216c0316ad).
+    s["purge-race"] = threads(0b101, 0, 255, [0, 1, 0],
+                              vmap(64) + vmap(63) + ALIASES + unmap(0) + vmap(1) + ALIASES
+                              + unmap(0) + PURGE_ALL + ALIASES, alt)
+    s["sparse-4"] = threads(0b100101, 0, 6, [0, 1, 2, 2],
+                            vmap(60) + vmap(60) + vmap(60) + vmap(60) + unmap(0) + unmap(0) + ALIASES
+                            + vmap(100) + unmap(0) + purge(2), [5, 9, 2, 7] * 32)
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -150,3 +175,4 @@ if __name__ == "__main__":
     write("vmap_ops", vmap_ops_seeds())
     write("xarray_ops", xarray_ops_seeds())
     write("cpu_hash", cpu_hash_seeds())
+    write("vmap_threads", vmap_threads_seeds())
