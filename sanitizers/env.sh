@@ -21,6 +21,8 @@ ASAN_OPTIONS=$(__vmap_read_options "$__vmap_sanitizer_dir/asan.options")
 UBSAN_OPTIONS=$(__vmap_read_options "$__vmap_sanitizer_dir/ubsan.options")
 LSAN_OPTIONS=$(__vmap_read_options "$__vmap_sanitizer_dir/lsan.options")
 TSAN_OPTIONS=$(__vmap_read_options "$__vmap_sanitizer_dir/tsan.options")
+# Third-party false positives only; see the file.
+TSAN_OPTIONS+=":suppressions=$__vmap_sanitizer_dir/tsan.supp"
 export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS
 unset -f __vmap_read_options
 unset __vmap_sanitizer_dir
