@@ -84,6 +84,28 @@ inline std::string check_audit(vmap::allocator& a) {
     return all;
 }
 
+// The xarrays are no taller than the configured key needs for the range
+// (the v3 va_start key costs 11 levels of nodes where block indices need 4).
+inline std::string check_xa_height(vmap::allocator& a) {
+    std::uint64_t max_key = 0;
+    unsigned long last_block = (a.vmalloc_end() - 1) & ~(a.block_size() - 1);
+    switch (a.cfg().key) {
+    case vmap::vb_key::va_start:
+        max_key = last_block;
+        break;
+    default: // block_index, and dense keys are smaller still
+        max_key = (a.vmalloc_end() - (a.vmalloc_start() & ~(a.block_size() - 1))) / a.block_size();
+        break;
+    }
+    unsigned bound = vmap::xa_height_for(max_key);
+    unsigned h = a.stats().xa_max_height;
+    if (h > bound)
+        return "xarray height " + std::to_string(h) + " exceeds " + std::to_string(bound) +
+               ", the minimum for " + vmap::to_string(a.cfg().key) + " keys up to " +
+               std::to_string(max_key);
+    return "";
+}
+
 // With every mapping gone: flush, purge; no block may be left and the range
 // must be whole again (nothing lost).
 inline std::string check_drained(vmap::allocator& a) {

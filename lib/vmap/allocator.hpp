@@ -525,6 +525,9 @@ inline errc allocator::vb_free(unsigned long addr, unsigned long size) {
 inline bool allocator::purge_fragmented_block(vmap_block* vb, std::vector<vmap_block*>& purge_list,
                                               bool force) {
     vb->lock.assert_held("purge_fragmented_block");
+    // Read first, as the kernel does (it computes vbq on its first line): a
+    // walker reads vb->cpu of every block it visits (3e3de7947c75).
+    const unsigned cpu = vb->cpu;
     unsigned free = vb->free.load(std::memory_order_relaxed);
     unsigned dirty = vb->dirty.load(std::memory_order_relaxed);
     if (free + dirty != bits_ || dirty == bits_)
@@ -546,8 +549,9 @@ inline bool allocator::purge_fragmented_block(vmap_block* vb, std::vector<vmap_b
     // BUG VARIANT wrong_vbq_lock (undoes 8c61291fd850): the queue chosen by
     // the address hash, not the one whose free list holds the block.
     vmap_block_queue& vbq = queues_[addr_to_vb_cpu(vb->va->va_start)];
+    (void)cpu;
 #else
-    vmap_block_queue& vbq = queues_[vb->cpu];
+    vmap_block_queue& vbq = queues_[cpu];
 #endif
     {
         std::lock_guard<spinlock> q(vbq.lock);
