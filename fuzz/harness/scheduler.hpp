@@ -16,9 +16,11 @@
 // allocator's races. The hand-off is real acquire/release (so the program is
 // correct), but wrapped in AnnotateIgnoreSyncBegin/End under TSan.
 //
-// A thread that finds a spinlock held is not runnable until the lock is
-// free; if no thread is runnable, that is a deadlock, reported with every
-// thread's position.
+// A thread that finds a spinlock held is not runnable until some thread
+// releases that lock (matched by address: the scheduler never reads the
+// allocator's memory, which would race with threads it has no
+// happens-before with); if no thread is runnable, that is a deadlock,
+// reported with every thread's position.
 #pragma once
 
 #include <atomic>
@@ -110,7 +112,8 @@ class det_scheduler {
 
     struct slot {
         std::atomic<int> status{runnable};
-        std::atomic<const vmap::spinlock*> spinning_on{nullptr};
+        std::atomic<const void*> spinning_on{nullptr};
+        std::atomic<const char*> lock_name{nullptr};
         std::atomic<unsigned> op{0};
         std::atomic<int> last_kind{-1};
     };
@@ -126,12 +129,19 @@ class det_scheduler {
         slot& s = slots_[self];
         s.last_kind.store(static_cast<int>(kind), std::memory_order_relaxed);
         if (kind == vmap::sched_kind::lock_spin) {
-            s.spinning_on.store(static_cast<const vmap::spinlock*>(object),
-                                std::memory_order_relaxed);
+            // Our own thread found the lock held; its name is ours to read.
+            s.spinning_on.store(object, std::memory_order_relaxed);
+            s.lock_name.store(static_cast<const vmap::spinlock*>(object)->name(),
+                              std::memory_order_relaxed);
             s.status.store(spinning, std::memory_order_relaxed);
         } else {
             s.status.store(runnable, std::memory_order_relaxed);
         }
+        if (kind == vmap::sched_kind::lock_release)
+            for (unsigned i = 0; i < n_; ++i)
+                if (slots_[i].status.load(std::memory_order_relaxed) == spinning &&
+                    slots_[i].spinning_on.load(std::memory_order_relaxed) == object)
+                    slots_[i].status.store(runnable, std::memory_order_relaxed);
         unsigned next = choose(self);
         if (next == self)
             return;
@@ -139,13 +149,11 @@ class det_scheduler {
         wait_turn(self);
     }
 
+    // Runnable: not done, and not waiting for a lock nobody has released
+    // since. (A woken thread may find the lock taken again; it just spins
+    // once more.)
     bool can_run(unsigned i) const {
-        int st = slots_[i].status.load(std::memory_order_relaxed);
-        if (st == done)
-            return false;
-        if (st == spinning)
-            return !slots_[i].spinning_on.load(std::memory_order_relaxed)->is_locked();
-        return true;
+        return slots_[i].status.load(std::memory_order_relaxed) == runnable;
     }
 
     std::uint8_t choice(std::size_t k) const {
@@ -221,13 +229,13 @@ class det_scheduler {
             const slot& s = slots_[i];
             int st = s.status.load();
             int k = s.last_kind.load();
-            const vmap::spinlock* l = s.spinning_on.load();
+            const char* l = s.lock_name.load();
             std::fprintf(stderr, "  thread %u: op #%u, %s at %s%s%s\n", i, s.op.load(),
                          st == done       ? "done"
                          : st == spinning ? "spinning"
                                           : "runnable",
                          k < 0 ? "start" : kinds[k], st == spinning ? " on " : "",
-                         st == spinning && l ? l->name() : "");
+                         st == spinning && l ? l : "");
         }
     }
 

@@ -86,10 +86,6 @@ class spinlock {
         VMAP_SCHED_POINT(lock_release, this);
     }
 
-    // Whether anyone holds it (the deterministic scheduler: can a thread
-    // spinning here progress?). A relaxed load: no happens-before edge.
-    bool is_locked() const { return locked_.load(std::memory_order_relaxed); }
-
     // lockdep_assert_held() for this lock and this thread.
     bool held_by_me() const {
         return locked_.load(std::memory_order_relaxed) &&
