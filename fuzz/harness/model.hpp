@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -48,10 +49,15 @@ class model {
         m->count = count;
         m->fill = fill;
         m->data.reset(new std::byte[count * page_]);
+        // pattern() repeats every 256 bytes (i * 7 mod 256, 7 odd): write
+        // one period, then copy it; filling byte by byte was 87% of a run.
+        const unsigned long period = page_ < 256 ? page_ : 256;
         for (unsigned p = 0; p < count; ++p) {
             std::byte* base = m->data.get() + p * page_;
-            for (unsigned long i = 0; i < page_; ++i)
+            for (unsigned long i = 0; i < period; ++i)
                 base[i] = pattern(fill, p, i);
+            for (unsigned long off = period; off < page_; off += period)
+                std::memcpy(base + off, base, period);
             m->pages.push_back(base);
         }
         return m;
