@@ -76,21 +76,7 @@ class xarray {
     T* load(std::uint64_t index) const {
         rcu::read_guard g;
         // seq_cst loads: see rcu.hpp; they are plain loads on x86.
-        std::uintptr_t e = head_.load(std::memory_order_seq_cst);
-        if (!is_node(e))
-            return index == 0 ? to_entry(e) : nullptr;
-        const node* n = to_node(e);
-        if (n->shift < 60 && (index >> n->shift) >= xa_chunk_size)
-            return nullptr;
-        for (;;) {
-            std::uintptr_t s =
-                n->slots[(index >> n->shift) & xa_chunk_mask].load(std::memory_order_seq_cst);
-            if (n->shift == 0)
-                return to_entry(s);
-            if (!s)
-                return nullptr;
-            n = to_node(s);
-        }
+        return walk_to<std::memory_order_seq_cst>(index);
     }
 
     // xa_insert(): fails with busy if the slot holds an entry, with nomem
@@ -283,16 +269,17 @@ class xarray {
         return is_node(h) ? to_node(h)->shift / xa_chunk_shift + 1 : 0;
     }
 
-    T* load_locked(std::uint64_t index) const {
-        std::uintptr_t e = head_.load(std::memory_order_relaxed);
+    // The entry at `index`: under RCU (seq_cst) or under xa_lock (relaxed).
+    template <std::memory_order order>
+    T* walk_to(std::uint64_t index) const {
+        std::uintptr_t e = head_.load(order);
         if (!is_node(e))
             return index == 0 ? to_entry(e) : nullptr;
         const node* n = to_node(e);
         if (n->shift < 60 && (index >> n->shift) >= xa_chunk_size)
             return nullptr;
         for (;;) {
-            std::uintptr_t s =
-                n->slots[(index >> n->shift) & xa_chunk_mask].load(std::memory_order_relaxed);
+            std::uintptr_t s = n->slots[(index >> n->shift) & xa_chunk_mask].load(order);
             if (n->shift == 0)
                 return to_entry(s);
             if (!s)
@@ -300,6 +287,7 @@ class xarray {
             n = to_node(s);
         }
     }
+    T* load_locked(std::uint64_t index) const { return walk_to<std::memory_order_relaxed>(index); }
 
     // Nodes an insert of `index` allocates: new roots for the growth, plus
     // the missing nodes on its path. When the tree grows, the key's top digit
