@@ -12,8 +12,10 @@
 //     a read-side section and, inside the outermost one, the value of gp it
 //     saw on entry (nesting is counted privately).
 //   - call() stamps a callback with a fresh epoch e = ++gp. A callback may run
-//     once every reader has ctr == 0 or ctr >= e: any reader that could still
-//     see the unlinked object entered before e was handed out.
+//     once a scan of the readers that began after e was handed out finds each
+//     with ctr == 0 or ctr >= e: any reader that could still see the unlinked
+//     object entered before e was handed out. (A scan that began earlier
+//     proves nothing about e: a reader it saw outside may have entered since.)
 //   - synchronize() does the same for "now" and waits; poll() runs what is
 //     already safe without waiting; barrier() waits and runs everything.
 // Invariants: a thread never synchronizes inside its own read-side section
@@ -158,6 +160,17 @@ inline void synchronize() {
 }
 
 namespace detail {
+// The newest epoch whose callbacks may run now. A reader the scan sees
+// outside may enter right after it and then queue a callback (or see an
+// object that is unlinked and queued later); that callback's epoch is above
+// any gp read before the scan, so the limit is the smaller of that gp and the
+// oldest reader. (Using the oldest reader alone let poll() and barrier() run
+// a callback queued after the scan inside a section that was still open.)
+inline std::uint64_t safe_epoch(domain& d) {
+    std::uint64_t handed_out = d.gp.load(std::memory_order_seq_cst);
+    return std::min(handed_out, oldest_reader(d));
+}
+
 // Detaches the callbacks whose epoch is <= limit.
 inline head* take_ready(domain& d, std::uint64_t limit) {
     std::lock_guard<std::mutex> g(d.cb_mu);
@@ -194,7 +207,7 @@ inline void poll() {
     detail::domain& d = detail::global();
     if (d.cb_pending.load(std::memory_order_relaxed) == 0)
         return;
-    detail::run(detail::take_ready(d, detail::oldest_reader(d)));
+    detail::run(detail::take_ready(d, detail::safe_epoch(d)));
 }
 
 // call_rcu(): func(h) runs after every current reader has left. Batches of
@@ -227,7 +240,7 @@ inline void barrier() {
     detail::domain& d = detail::global();
     while (d.cb_pending.load(std::memory_order_relaxed) != 0) {
         synchronize();
-        detail::run(detail::take_ready(d, detail::oldest_reader(d)));
+        detail::run(detail::take_ready(d, detail::safe_epoch(d)));
     }
 }
 
