@@ -23,6 +23,7 @@
 #include <atomic>
 #include <bit>
 #include <cstdint>
+#include <iterator>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -158,7 +159,31 @@ class xarray {
     // xa_erase(): returns the old entry (nullptr if none), frees the nodes
     // left empty and shrinks the tree to the minimum height.
     T* erase(std::uint64_t index) {
-        std::lock_guard<spinlock> g(lock_);
+        // Nodes are handed to RCU after xa_lock is dropped: rcu::call takes
+        // the domain's mutex, and doing that under xa_lock made the per-CPU
+        // xarrays, which grow and shrink on almost every insert and erase,
+        // more contended than the global one (bench/results).
+        retired dead;
+        T* old;
+        {
+            std::lock_guard<spinlock> g(lock_);
+            old = erase_locked(index, dead);
+        }
+        for (unsigned i = 0; i < dead.n; ++i)
+            rcu::call(&dead.nodes[i]->rcu,
+                      [](rcu::head* rh) { delete reinterpret_cast<node*>(rh); });
+        return old;
+    }
+
+  private:
+    // Nodes one erase unlinks: at most one per level, twice (emptied, then
+    // shrunk away); a tree is at most 11 levels deep.
+    struct retired {
+        node* nodes[2 * 11];
+        unsigned n = 0;
+    };
+
+    T* erase_locked(std::uint64_t index, retired& dead) {
         std::uintptr_t h = head_.load(std::memory_order_relaxed);
         if (!is_node(h)) {
             if (index != 0 || h == 0)
@@ -191,13 +216,14 @@ class xarray {
             } else {
                 publish(head_, 0);
             }
-            retire(n);
+            retire(n, dead);
             n = parent;
         }
-        shrink();
+        shrink(dead);
         return to_entry(old);
     }
 
+  public:
     // xa_for_each(): f(index, entry) in key order, under RCU. The caller may
     // hold rcu::read_guard across the walk and its own work.
     template <class F>
@@ -310,7 +336,7 @@ class xarray {
         return 0;
     }
 
-    void shrink() {
+    void shrink(retired& dead) {
         for (;;) {
             std::uintptr_t h = head_.load(std::memory_order_relaxed);
             if (!is_node(h))
@@ -324,13 +350,14 @@ class xarray {
             if (is_node(e))
                 to_node(e)->parent = nullptr;
             publish(head_, e);
-            retire(root);
+            retire(root, dead);
         }
     }
 
-    void retire(node* n) {
+    void retire(node* n, retired& dead) {
         nodes_.fetch_sub(1, std::memory_order_relaxed);
-        rcu::call(&n->rcu, [](rcu::head* rh) { delete reinterpret_cast<node*>(rh); });
+        VMAP_BUG(dead.n == std::size(dead.nodes), "xa_erase: more nodes retired than levels");
+        dead.nodes[dead.n++] = n;
     }
 
     void destroy(std::uintptr_t e) {
