@@ -11,6 +11,26 @@
 // inside that queue's xarray is addr_to_vb_idx(). Large requests get a
 // vmap_area of their own.
 //
+// Keys (config::key). block_index (v4 of the seed, merged): (addr -
+// VMALLOC_START rounded down to a block) / VMAP_BLOCK_SIZE. va_start (v3):
+// the block's start address, 11 levels deep. dense (ours, not upstream): a
+// key that keeps each per-CPU xarray as compact as the global one. With
+// block_index keys, queue q of N holds the keys q, q + N, q + 2N, ..., so for
+// N >= 64 every block needs a leaf node of its own. The dense key of a block
+// with index i and hash value h = (addr / VMAP_BLOCK_SIZE) % nr_cpu_ids is
+//     (i / nr_cpu_ids) * n_q + rank_q(h)
+// where q is the queue h falls back to, n_q the number of hash values that
+// land on q (1 for a possible CPU that no impossible one falls back to; more
+// with a sparse mask, e.g. {0, 2, 5}: 3, 4 and 5 all land on 5) and
+// rank_q(h) in [0, n_q) the rank of h among them. It never collides within a
+// queue: two blocks of q with the same i / nr_cpu_ids lie in one run of
+// nr_cpu_ids consecutive block numbers, so their hash values differ and so
+// do their ranks; blocks with different i / nr_cpu_ids get keys in disjoint
+// ranges [p * n_q, (p + 1) * n_q). Each queue's keys are consecutive, so its
+// leaves fill up. Both n_q and the rank are a table built at construction.
+// The global scheme has one xarray for all hash values: there dense is the
+// block index.
+//
 // Locking (the kernel's order): purge_lock -> RCU read side -> vb->lock ->
 // vbq->lock; xa_lock and vmap_area_lock are leaves.
 //
@@ -59,14 +79,23 @@ namespace vmap {
 
 // Where blocks are hashed: the patch, or the single xarray before it.
 enum class vb_scheme { per_cpu_hashed, global };
-// The xarray key: the block index (v4, merged) or va_start (v3 of the seed).
-enum class vb_key { block_index, va_start };
+// The xarray key: the block index (v4, merged), va_start (v3 of the seed) or
+// a per-queue dense index (ours; see the top of this file).
+enum class vb_key { block_index, va_start, dense };
 
 inline const char* to_string(vb_scheme s) {
     return s == vb_scheme::global ? "global" : "per_cpu_hashed";
 }
 inline const char* to_string(vb_key k) {
-    return k == vb_key::va_start ? "va_start" : "block_index";
+    switch (k) {
+    case vb_key::block_index:
+        return "block_index";
+    case vb_key::va_start:
+        return "va_start";
+    case vb_key::dense:
+        return "dense";
+    }
+    return "?";
 }
 
 struct config {
@@ -223,6 +252,11 @@ class allocator {
     unsigned block_shift_;
     unsigned long block_size_;
     std::vector<unsigned> hash_fallback_; // hash value -> possible CPU
+    // vb_key::dense, per hash value h: n_q and rank_q(h) of its queue q.
+    struct dense_slot {
+        unsigned stride = 1, rank = 0;
+    };
+    std::vector<dense_slot> dense_;
     diagnostics diag_;
     flush_log flushes_;
     vmap_area_allocator areas_;
@@ -241,12 +275,13 @@ class allocator {
 
 namespace detail {
 inline unsigned checked_bits(const config& c, const cpu_topology& topo) {
-    unsigned bits = c.bbmap_bits ? c.bbmap_bits
-                                 : default_bbmap_bits(topo.nr_cpu_ids(), c.page_shift, c.max_alloc);
+    // page_shift first: the default formula shifts by it (>= 64 would be UB).
     if (c.page_shift < 6 || c.page_shift > 16)
         throw std::invalid_argument("vmap: page_shift must be in [6, 16]");
     if (c.max_alloc == 0 || c.max_alloc > 1024 || !std::has_single_bit(c.max_alloc))
         throw std::invalid_argument("vmap: max_alloc must be a power of two in [1, 1024]");
+    unsigned bits = c.bbmap_bits ? c.bbmap_bits
+                                 : default_bbmap_bits(topo.nr_cpu_ids(), c.page_shift, c.max_alloc);
     if (!std::has_single_bit(bits) || bits < 2 * c.max_alloc || bits > 65536)
         throw std::invalid_argument(
             "vmap: bbmap_bits must be a power of two, >= 2 * max_alloc and <= 65536");
@@ -272,6 +307,14 @@ inline allocator::allocator(config cfg)
     hash_fallback_.resize(topo_.nr_cpu_ids());
     for (unsigned h = 0; h < topo_.nr_cpu_ids(); ++h)
         hash_fallback_[h] = topo_.possible(h) ? h : topo_.next_possible(h);
+    // vb_key::dense: rank each hash value among those landing on its queue
+    // (in increasing order), then give every one its queue's count.
+    dense_.resize(topo_.nr_cpu_ids());
+    std::vector<unsigned> landed(topo_.nr_cpu_ids(), 0);
+    for (unsigned h = 0; h < topo_.nr_cpu_ids(); ++h)
+        dense_[h].rank = landed[hash_fallback_[h]]++;
+    for (unsigned h = 0; h < topo_.nr_cpu_ids(); ++h)
+        dense_[h].stride = landed[hash_fallback_[h]];
 }
 
 inline allocator::~allocator() {
@@ -312,7 +355,13 @@ inline std::uint64_t allocator::addr_to_vb_idx(unsigned long addr) const {
 #else
     if (cfg_.key == vb_key::va_start)
         return addr & ~(block_size_ - 1); // v3: addr_to_vb_va_start()
-    return (addr - (cfg_.vmalloc_start & ~(block_size_ - 1))) >> block_shift_;
+    std::uint64_t idx = (addr - (cfg_.vmalloc_start & ~(block_size_ - 1))) >> block_shift_;
+    if (cfg_.key == vb_key::dense && cfg_.scheme == vb_scheme::per_cpu_hashed) {
+        // (i / nr_cpu_ids) * n_q + rank_q(h): unique within queue q.
+        const dense_slot& d = dense_[(addr >> block_shift_) % topo_.nr_cpu_ids()];
+        return idx / topo_.nr_cpu_ids() * d.stride + d.rank;
+    }
+    return idx;
 #endif
 }
 
