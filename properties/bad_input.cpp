@@ -20,7 +20,8 @@
 //     goes on and ends clean (the runner's final checks).
 #include "common.hpp"
 
-#include <tuple>
+#include <memory>
+#include <vector>
 
 namespace {
 
@@ -104,29 +105,28 @@ rc::Gen<misuse> gen_misuse() {
         rc::gen::set(&misuse::at, rc::gen::arbitrary<unsigned>()));
 }
 
-// Returns the WARN hits the call is documented to add.
-unsigned long apply(harness::runner& r, const misuse& m) {
+// Returns the WARN hits the call is documented to add. Every non-null page
+// pointer is `page` (one page that outlives the allocator): a refused call
+// must not look at them, and one that wrongly succeeds maps real memory.
+unsigned long apply(harness::runner& r, const misuse& m, std::byte* page) {
     vmap::allocator& a = r.allocator();
     std::string what = rc::toString(m);
     vmap::errc want = vmap::errc::invalid_count;
     unsigned long warns = 1;
-    std::unique_ptr<harness::mapping> pages;
     std::vector<std::byte*> list;
     switch (m.kind) {
     case map_misuse::no_pages:
         break;
     case map_misuse::null_page:
-        pages = r.model().prepare(m.count, 0x5a);
-        list = pages->pages;
+        list.assign(m.count, page);
         list[m.at % m.count] = nullptr;
         want = vmap::errc::invalid_page;
         break;
     case map_misuse::beyond_range: {
         unsigned long range_pages = (a.vmalloc_end() - a.vmalloc_start()) >> a.page_shift();
-        if (range_pages + 1 > 4096)
-            return 0; // only small ranges: the request's pages are real memory
-        pages = r.model().prepare(static_cast<unsigned>(range_pages + 1), 0x5a);
-        list = pages->pages;
+        if (range_pages + 1 > (1UL << 16))
+            return 0; // small ranges only: one pointer per page of the request
+        list.assign(range_pages + 1, page);
         want = vmap::errc::no_space;
         warns = 0;
         break;
@@ -148,6 +148,7 @@ unsigned long apply(harness::runner& r, const misuse& m) {
 
 void run(const props::config_draw& c, const std::vector<harness::op>& ops,
          const std::vector<misuse>& misuses) {
+    std::vector<std::byte> page(1UL << c.cfg.page_shift, std::byte{0x5a});
     harness::runner r(c.cfg, c.error_paths, props::throwing_options());
     auto step = [&](const harness::op& o) {
         if (o.kind != harness::op_kind::bad_unmap) {
@@ -166,7 +167,7 @@ void run(const props::config_draw& c, const std::vector<harness::op>& ops,
         step(ops[i]);
     unsigned long warns = 0;
     for (const misuse& m : misuses)
-        warns += apply(r, m);
+        warns += apply(r, m, page.data());
     r.expect_diagnostics(warns, 0);
     for (std::size_t i = half; i < ops.size(); ++i)
         step(ops[i]);

@@ -19,7 +19,7 @@
 //       range: |share_q - p_q| <= 6 * sqrt(p_q (1 - p_q) / N) + 1/N for
 //       every queue. The tolerance is six standard deviations of a binomial
 //       share, so a correct hash fails it with probability about 2e-9 per
-//       queue (under 3e-5 per run of 100 cases of up to 130 queues); a hash
+//       queue (under 2e-4 per run of 500 cases of up to 130 queues); a hash
 //       that moves 1/nr_cpu_ids of the blocks (one hash value) to the
 //       wrong queue misses it for every nr_cpu_ids below ~40.
 #include "common.hpp"
