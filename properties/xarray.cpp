@@ -66,6 +66,23 @@ void step(harness::xa_checker& x, harness::xa_op o, std::size_t i) {
         RC_FAIL(err);
 }
 
+// Inserts the key of each distinct block among `addrs`, calling `after` once
+// the tree holds it; returns the number of distinct blocks.
+template <class F>
+std::size_t insert_block_keys(vmap::allocator& a, harness::xa_checker& x,
+                              const std::vector<unsigned long>& addrs, F&& after) {
+    std::set<std::uint64_t> seen;
+    std::size_t i = 0;
+    for (unsigned long addr : addrs) {
+        std::uint64_t key = a.addr_to_vb_idx(addr);
+        if (!seen.insert(key).second)
+            continue;
+        step(x, {harness::xa_op_kind::insert, key}, i++);
+        after();
+    }
+    return seen.size();
+}
+
 } // namespace
 
 RC_GTEST_PROP(xarray, operations_agree_with_std_map, ()) {
@@ -125,15 +142,7 @@ RC_GTEST_PROP(xarray, block_index_keys_over_32_tib_need_at_most_4_levels, ()) {
     if (with_last)
         addrs.push_back(a.vmalloc_end() - 1);
     harness::xa_checker x;
-    std::set<std::uint64_t> seen;
-    std::size_t i = 0;
-    for (unsigned long addr : addrs) {
-        std::uint64_t key = a.addr_to_vb_idx(addr);
-        if (!seen.insert(key).second)
-            continue;
-        step(x, {harness::xa_op_kind::insert, key}, i++);
-        RC_ASSERT(x.xa().height() <= 4u);
-    }
+    insert_block_keys(a, x, addrs, [&] { RC_ASSERT(x.xa().height() <= 4u); });
     if (with_last)
         RC_ASSERT(x.xa().height() == 4u);
 }
@@ -145,16 +154,8 @@ RC_GTEST_PROP(xarray, va_start_keys_at_0xffffc90000000000_need_11_levels, ()) {
     auto addrs = *rc::gen::nonEmpty(rc::gen::container<std::vector<unsigned long>>(rc::gen::map(
         rc::gen::inRange(0UL, range), [start](unsigned long off) { return start + off; })));
     harness::xa_checker x;
-    std::set<std::uint64_t> seen;
-    std::size_t i = 0;
-    for (unsigned long addr : addrs) {
-        std::uint64_t key = a.addr_to_vb_idx(addr);
-        if (!seen.insert(key).second)
-            continue;
-        step(x, {harness::xa_op_kind::insert, key}, i++);
-        RC_ASSERT(x.xa().height() == 11u);
-    }
+    std::size_t blocks = insert_block_keys(a, x, addrs, [&] { RC_ASSERT(x.xa().height() == 11u); });
     // One block alone already costs 11 nodes (one per level).
-    if (seen.size() == 1)
+    if (blocks == 1)
         RC_ASSERT(x.xa().nodes() == 11u);
 }
