@@ -15,13 +15,16 @@
 //     above a gap gets 2 or more hash values ({0, 2}: 1/3 and 2/3).
 //     - exactly, over any run of k * nr_cpu_ids consecutive blocks: queue q
 //       gets k * |{h : h -> q}| of them;
-//     - statistically, over N = 16384 blocks drawn uniformly from the whole
-//       range: |share_q - p_q| <= 6 * sqrt(p_q (1 - p_q) / N) + 1/N for
-//       every queue. The tolerance is six standard deviations of a binomial
-//       share, so a correct hash fails it with probability about 2e-9 per
-//       queue (under 2e-4 per run of 500 cases of up to 130 queues); a hash
-//       that moves 1/nr_cpu_ids of the blocks (one hash value) to the
-//       wrong queue misses it for every nr_cpu_ids below ~40.
+//     - statistically, over N = 65536 blocks drawn uniformly from the whole
+//       range: |count_q - N p_q| <= t_q for every queue, where t_q solves
+//       Bernstein's inequality P(|X - Np| >= t) <= 2 exp(-t^2 / (2 (Np(1-p)
+//       + t/3))) for a bound of 1e-12. A correct hash fails it with
+//       probability below 1e-12 per queue (about 1e-7 over a million runs
+//       of 500 cases of up to 130 queues): a rigorous bound, not a normal
+//       approximation, so the property does not flake. A hash that moves
+//       one hash value (1/nr_cpu_ids of the blocks) to the wrong queue
+//       misses it for every nr_cpu_ids up to 868 (t_q is about 7.8
+//       standard deviations).
 #include "common.hpp"
 
 #include <cmath>
@@ -176,12 +179,22 @@ RC_GTEST_PROP(hash, consecutive_blocks_spread_exactly_by_the_fallback, ()) {
     RC_ASSERT(got.empty()); // nothing went to a queue that is not possible
 }
 
-RC_GTEST_PROP(hash, uniformly_spread_blocks_are_fair_within_six_sigma, ()) {
+// The t of Bernstein's inequality for n draws of probability p and failure
+// bound `delta`: the positive root of t^2 = 2 L (n p (1 - p) + t / 3),
+// L = ln(2 / delta).
+double bernstein_tolerance(double n, double p, double delta) {
+    double L = std::log(2 / delta);
+    double var = n * p * (1 - p);
+    double b = 2 * L / 3;
+    return (b + std::sqrt(b * b + 8 * L * var)) / 2;
+}
+
+RC_GTEST_PROP(hash, uniformly_spread_blocks_are_fair_within_a_bernstein_bound, ()) {
     drawn d = draw();
     vmap::allocator a(make_config(d.mask, d.bits, d.va_start_key));
     // The sample: N blocks uniform over the range, from a drawn seed (the
     // values themselves would make RapidCheck's counterexample unreadable).
-    constexpr unsigned long N = 16384;
+    constexpr unsigned long N = 65536;
     std::mt19937_64 rng(*rc::gen::arbitrary<std::uint64_t>());
     std::uniform_int_distribution<unsigned long> pick(0, block_count(a) - 1);
     std::map<unsigned, unsigned long> got;
@@ -190,13 +203,14 @@ RC_GTEST_PROP(hash, uniformly_spread_blocks_are_fair_within_six_sigma, ()) {
     double nr = a.cpus().nr_cpu_ids();
     for (auto& [q, pre] : preimage_sizes(d.mask)) {
         double p = static_cast<double>(pre) / nr;
-        double share = static_cast<double>(got[q]) / N;
-        double tol = 6 * std::sqrt(p * (1 - p) / N) + 1.0 / N;
-        if (std::fabs(share - p) > tol)
-            RC_FAIL("queue " + std::to_string(q) + " got " + std::to_string(share) +
-                    " of the blocks; expected " + std::to_string(p) + " +- " + std::to_string(tol) +
-                    " (" + std::to_string(pre) + " of " + std::to_string(a.cpus().nr_cpu_ids()) +
-                    " hash values)");
+        double want = N * p;
+        double tol = bernstein_tolerance(N, p, 1e-12);
+        double count = static_cast<double>(got[q]);
+        if (std::fabs(count - want) > tol)
+            RC_FAIL("queue " + std::to_string(q) + " got " + std::to_string(got[q]) + " of " +
+                    std::to_string(N) + " blocks; expected " + std::to_string(want) + " +- " +
+                    std::to_string(tol) + " (" + std::to_string(pre) + " of " +
+                    std::to_string(a.cpus().nr_cpu_ids()) + " hash values)");
         got.erase(q);
     }
     RC_ASSERT(got.empty());

@@ -411,6 +411,67 @@ TEST(XarrayConcurrent, LockFreeReadersSeeTheEntryOrNull) {
     EXPECT_EQ(xa.nodes(), 0u);
 }
 
+// insert() counts the nodes it needs without the lock, allocates them, then
+// counts again under xa_lock. A scheduling hook changes the tree in between:
+// the spares may fall short (retry with the lock dropped) or be too many
+// (the rest freed; LeakSanitizer would see a lost one).
+struct between_count_and_lock {
+    static inline xarray* xa = nullptr;
+    static inline void (*change)(xarray&) = nullptr;
+    static void hook(vmap::sched_kind kind, const void*) {
+        if (kind != vmap::sched_kind::lock_acquire || !change)
+            return;
+        auto f = change;
+        change = nullptr; // once, and not for the change's own lock
+        f(*xa);
+    }
+};
+
+TEST(Xarray, InsertRecountsWhenTheTreeChangesBeforeItLocks) {
+    struct scenario {
+        const char* what;
+        std::vector<std::uint64_t> before; // in the tree when insert() starts
+        void (*change)(xarray&);           // done between its count and its lock
+        std::uint64_t key;
+    };
+    static obj a, b, c;
+    const scenario scenarios[] = {
+        {"too few: the leaf it meant to share is erased", {64}, [](xarray& x) { x.erase(64); }, 65},
+        {"too few: four levels vanish",
+         {1ULL << 30},
+         [](xarray& x) { x.erase(1ULL << 30); },
+         (1ULL << 30) + 1},
+        {"too many: another insert builds its path first",
+         {},
+         [](xarray& x) { x.insert(64, &b); },
+         65},
+        {"too many: the tree grows over it", {1}, [](xarray& x) { x.insert(1ULL << 40, &b); }, 2},
+    };
+    for (const scenario& sc : scenarios) {
+        SCOPED_TRACE(sc.what);
+        xarray xa;
+        std::map<std::uint64_t, obj*> model;
+        for (std::uint64_t k : sc.before) {
+            ASSERT_EQ(xa.insert(k, &a), xa_insert_result::ok);
+            model[k] = &a;
+        }
+        between_count_and_lock::xa = &xa;
+        between_count_and_lock::change = sc.change;
+        vmap::set_sched_hook(&between_count_and_lock::hook);
+        xa_insert_result r = xa.insert(sc.key, &c);
+        vmap::set_sched_hook(nullptr);
+        ASSERT_EQ(between_count_and_lock::change, nullptr) << "the hook never ran";
+        ASSERT_EQ(r, xa_insert_result::ok);
+        model.clear();
+        xa.for_each([&](std::uint64_t k, obj* e) { model[k] = e; });
+        ASSERT_EQ(model.at(sc.key), &c);
+        ASSERT_NO_FATAL_FAILURE(expect_matches(xa, model));
+        for (auto& [k, v] : std::map<std::uint64_t, obj*>(model))
+            xa.erase(k);
+        EXPECT_EQ(xa.nodes(), 0u);
+    }
+}
+
 TEST(Xarray, LockStatsCountWriters) {
     xarray xa("my xa_lock");
     obj a;

@@ -82,78 +82,35 @@ class xarray {
 
     // xa_insert(): fails with busy if the slot holds an entry, with nomem
     // (tree unchanged) if a node cannot be allocated.
+    //
+    // Nodes are allocated with xa_lock dropped. The kernel first tries a
+    // GFP_NOWAIT slab allocation under the lock and only then drops it
+    // (__xas_nomem()); operator new can block on a malloc arena mutex, so
+    // we allocate before locking, on a lock-free count of what the insert
+    // needs, and count again under the lock: if the tree grew meanwhile and
+    // the spares fall short, unlock, allocate, retry. With block_index keys
+    // the per-CPU trees grow and shrink on almost every block, so this is
+    // their hot path.
     xa_insert_result insert(std::uint64_t index, T* entry) {
         VMAP_BUG(entry == nullptr, "xa_insert of a null entry");
-        std::lock_guard<spinlock> g(lock_);
-        if (load_locked(index))
-            return xa_insert_result::busy;
-        std::uintptr_t h = head_.load(std::memory_order_relaxed);
-        if (h == 0 && index == 0) {
-            publish(head_, from_entry(entry));
-            return xa_insert_result::ok;
+        spare_nodes spare;
+        std::size_t need;
+        {
+            rcu::read_guard g;
+            need = nodes_needed<std::memory_order_seq_cst>(index);
         }
-        // Allocate every node we will need first: all or nothing.
-        unsigned want = xa_height_for(index);
-        unsigned have = height_locked();
-        std::vector<node*> spare;
-        std::size_t need = nodes_needed(index, want, have);
-        for (std::size_t i = 0; i < need; ++i) {
-            node* n = alloc_node();
-            if (!n) {
-                for (node* m : spare)
-                    delete m;
+        for (;;) {
+            if (!spare.fill(need))
                 return xa_insert_result::nomem;
+            std::lock_guard<spinlock> g(lock_);
+            if (load_locked(index))
+                return xa_insert_result::busy;
+            need = nodes_needed<std::memory_order_relaxed>(index);
+            if (spare.n >= need) {
+                insert_locked(index, entry, spare);
+                return xa_insert_result::ok;
             }
-            spare.push_back(n);
-        }
-        auto take = [&spare] {
-            VMAP_BUG(spare.empty(), "xa_insert: node estimate was too low");
-            node* n = spare.back();
-            spare.pop_back();
-            return n;
-        };
-        if (h == 0) {
-            // xa_expand on an empty tree: one root at the right height.
-            node* root = take();
-            root->shift = static_cast<unsigned char>((want - 1) * xa_chunk_shift);
-            nodes_.fetch_add(1, std::memory_order_relaxed);
-            publish(head_, from_node(root));
-        }
-        while (height_locked() < want) {
-            // Grow: the old head becomes slot 0 of a new root.
-            std::uintptr_t old = head_.load(std::memory_order_relaxed);
-            node* root = take();
-            root->shift = static_cast<unsigned char>(height_locked() * xa_chunk_shift);
-            root->slots[0].store(old, std::memory_order_relaxed);
-            root->count = 1;
-            if (is_node(old)) {
-                to_node(old)->parent = root;
-                to_node(old)->offset = 0;
-            }
-            nodes_.fetch_add(1, std::memory_order_relaxed);
-            publish(head_, from_node(root));
-        }
-        node* n = to_node(head_.load(std::memory_order_relaxed));
-        while (n->shift > 0) {
-            unsigned off = (index >> n->shift) & xa_chunk_mask;
-            std::uintptr_t s = n->slots[off].load(std::memory_order_relaxed);
-            if (!s) {
-                node* child = take();
-                child->shift = static_cast<unsigned char>(n->shift - xa_chunk_shift);
-                child->parent = n;
-                child->offset = static_cast<unsigned char>(off);
-                nodes_.fetch_add(1, std::memory_order_relaxed);
-                publish(n->slots[off], from_node(child));
-                ++n->count;
-                s = from_node(child);
-            }
-            n = to_node(s);
-        }
-        VMAP_BUG(!spare.empty(), "xa_insert: node estimate was wrong");
-        VMAP_SCHED_POINT(publish, this);
-        publish(n->slots[index & xa_chunk_mask], from_entry(entry));
-        ++n->count;
-        return xa_insert_result::ok;
+        } // ~spare_nodes frees what the insert did not take, after the unlock
     }
 
     // xa_erase(): returns the old entry (nullptr if none), frees the nodes
@@ -176,6 +133,87 @@ class xarray {
     }
 
   private:
+    // Nodes allocated for one insert, outside xa_lock: at most one new root
+    // per level grown plus one node per level below (11 levels at most).
+    struct spare_nodes {
+        node* nodes[2 * 11];
+        std::size_t n = 0;
+        spare_nodes() = default;
+        spare_nodes(const spare_nodes&) = delete;
+        spare_nodes& operator=(const spare_nodes&) = delete;
+        ~spare_nodes() {
+            while (n)
+                delete nodes[--n];
+        }
+        bool fill(std::size_t want) {
+            VMAP_BUG(want > std::size(nodes), "xa_insert: more nodes needed than levels");
+            while (n < want) {
+                node* m = alloc_node();
+                if (!m)
+                    return false;
+                nodes[n++] = m;
+            }
+            return true;
+        }
+        node* take() {
+            VMAP_BUG(n == 0, "xa_insert: node estimate was too low");
+            return nodes[--n];
+        }
+    };
+
+    // The insert proper, with xa_lock held, the slot free and `spare`
+    // holding at least nodes_needed(index) nodes. It takes exactly that many.
+    void insert_locked(std::uint64_t index, T* entry, spare_nodes& spare) {
+        const std::size_t keep = spare.n - nodes_needed<std::memory_order_relaxed>(index);
+        std::uintptr_t h = head_.load(std::memory_order_relaxed);
+        if (h == 0 && index == 0) {
+            publish(head_, from_entry(entry));
+            return;
+        }
+        unsigned want = xa_height_for(index);
+        if (h == 0) {
+            // xa_expand on an empty tree: one root at the right height.
+            node* root = spare.take();
+            root->shift = static_cast<unsigned char>((want - 1) * xa_chunk_shift);
+            nodes_.fetch_add(1, std::memory_order_relaxed);
+            publish(head_, from_node(root));
+        }
+        while (height_locked() < want) {
+            // Grow: the old head becomes slot 0 of a new root.
+            std::uintptr_t old = head_.load(std::memory_order_relaxed);
+            node* root = spare.take();
+            root->shift = static_cast<unsigned char>(height_locked() * xa_chunk_shift);
+            root->slots[0].store(old, std::memory_order_relaxed);
+            root->count = 1;
+            if (is_node(old)) {
+                to_node(old)->parent = root;
+                to_node(old)->offset = 0;
+            }
+            nodes_.fetch_add(1, std::memory_order_relaxed);
+            publish(head_, from_node(root));
+        }
+        node* n = to_node(head_.load(std::memory_order_relaxed));
+        while (n->shift > 0) {
+            unsigned off = (index >> n->shift) & xa_chunk_mask;
+            std::uintptr_t s = n->slots[off].load(std::memory_order_relaxed);
+            if (!s) {
+                node* child = spare.take();
+                child->shift = static_cast<unsigned char>(n->shift - xa_chunk_shift);
+                child->parent = n;
+                child->offset = static_cast<unsigned char>(off);
+                nodes_.fetch_add(1, std::memory_order_relaxed);
+                publish(n->slots[off], from_node(child));
+                ++n->count;
+                s = from_node(child);
+            }
+            n = to_node(s);
+        }
+        VMAP_BUG(spare.n != keep, "xa_insert: node estimate was wrong");
+        VMAP_SCHED_POINT(publish, this);
+        publish(n->slots[index & xa_chunk_mask], from_entry(entry));
+        ++n->count;
+    }
+
     // Nodes one erase unlinks: at most one per level, twice (emptied, then
     // shrunk away); a tree is at most 11 levels deep.
     struct retired {
@@ -318,17 +356,21 @@ class xarray {
     // Nodes an insert of `index` allocates: new roots for the growth, plus
     // the missing nodes on its path. When the tree grows, the key's top digit
     // is non-zero (want is minimal), so its path leaves the slot-0 chain at
-    // the new top root and every level below must be created.
-    std::size_t nodes_needed(std::uint64_t index, unsigned want, unsigned have) const {
-        std::uintptr_t h = head_.load(std::memory_order_relaxed);
-        if (h == 0)
-            return want;
+    // the new top root and every level below must be created. Exact under
+    // xa_lock (relaxed); an estimate under RCU (seq_cst), which the locked
+    // count then checks.
+    template <std::memory_order order>
+    std::size_t nodes_needed(std::uint64_t index) const {
+        std::uintptr_t h = head_.load(order);
+        unsigned want = xa_height_for(index);
+        if (!is_node(h)) // empty, or key 0's entry in the head (height 0)
+            return want == 0 ? 0 : (h == 0 ? want : 2 * want - 1);
+        const node* n = to_node(h);
+        unsigned have = n->shift / xa_chunk_shift + 1;
         if (want > have)
             return (want - have) + (want - 1);
-        const node* n = to_node(h); // have >= want >= 1 and h != 0: a node
         while (n->shift > 0) {
-            std::uintptr_t s =
-                n->slots[(index >> n->shift) & xa_chunk_mask].load(std::memory_order_relaxed);
+            std::uintptr_t s = n->slots[(index >> n->shift) & xa_chunk_mask].load(order);
             if (!s)
                 return n->shift / xa_chunk_shift;
             n = to_node(s);
