@@ -8,7 +8,8 @@
 //
 // Encoding: 8 bytes possible mask (bit i = CPU i; 0 means {0}), 1 byte
 // flags (bit 0 global scheme, bit 1 va_start key, bits 2-3 bbmap_bits
-// 128 << n), then 8-byte addresses, each taken modulo the 32 TiB range.
+// 128 << n, bit 4 the dense key when bit 1 is clear), then 8-byte
+// addresses, each taken modulo the 32 TiB range.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -36,7 +37,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     vmap::config cfg;
     cfg.possible = mask ? vmap::cpu_mask::from_bits(mask) : vmap::cpu_mask{0};
     cfg.scheme = (flags & 1) ? vmap::vb_scheme::global : vmap::vb_scheme::per_cpu_hashed;
-    cfg.key = (flags & 2) ? vmap::vb_key::va_start : vmap::vb_key::block_index;
+    cfg.key = (flags & 2)    ? vmap::vb_key::va_start
+              : (flags & 16) ? vmap::vb_key::dense
+                             : vmap::vb_key::block_index;
     cfg.bbmap_bits = 128u << ((flags >> 2) & 3);
     vmap::allocator a(cfg);
     vmap::vmap_block sentinel(a.bbmap_bits());

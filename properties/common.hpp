@@ -9,7 +9,7 @@
 //   - gen_config(): a configuration drawn as the three header bytes of the
 //     fuzzers' encoding and decoded by harness::decode_config(), so the
 //     properties and the fuzz targets cover the same space (sparse masks,
-//     both schemes, both keys, page and block sizes, small ranges that
+//     both schemes, all three keys, page and block sizes, small ranges that
 //     exhaust, the full 32 TiB). Shrinks towards mask {0}, flags 0, 2 blocks.
 //   - gen_op(): one harness::op, with the decoder's count classes.
 //   - throwing_options(): runner_options whose failure handler is RC_FAIL.
@@ -84,6 +84,14 @@ inline rc::Gen<config_draw> gen_config(config_options opt = {}) {
                                     {{3, rc::gen::inRange<std::uint8_t>(0, 8)},
                                      {3, rc::gen::inRange<std::uint8_t>(0, 240)},
                                      {2, rc::gen::inRange<std::uint8_t>(240, 255)}});
+        // The dense key (ours) in a third of the draws with key bit 0: the
+        // decoder reads it from the range byte's otherwise unused part.
+        bool dense =
+            *rc::gen::weightedOneOf<bool>({{2, rc::gen::just(false)}, {1, rc::gen::just(true)}});
+        if (c.range < 240)
+            c.range = static_cast<std::uint8_t>(c.range % 24 + (dense ? 24 : 0));
+        else
+            c.range = static_cast<std::uint8_t>((c.range & ~1u) | (dense ? 1u : 0u));
         c.cfg = harness::decode_config(c.mask, c.flags, c.range, c.error_paths);
         return c;
     });

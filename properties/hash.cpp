@@ -25,8 +25,19 @@
 //       one hash value (1/nr_cpu_ids of the blocks) to the wrong queue
 //       misses it for every nr_cpu_ids up to 868 (t_q is about 7.8
 //       standard deviations).
+//   dense keys (vb_key::dense, ours, see allocator.hpp): for block index i
+//     and queue q with n_q hash values, key = (i / nr_cpu_ids) * n_q +
+//     rank_q(h). Over any complete run of blocks [p nr, (p + 1) nr) queue q
+//     gets exactly the keys p n_q .. p n_q + n_q - 1, each once; runs are
+//     disjoint key ranges, so no two blocks of a queue share a key - with
+//     sparse masks too, where one queue takes several hash values. n_q is
+//     computed here from the mask alone; VMALLOC_START is shifted by any
+//     number of blocks modulo nr_cpu_ids, which changes which hash value
+//     block index 0 has. In the global scheme the dense key is the block
+//     index.
 #include "common.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -214,4 +225,53 @@ RC_GTEST_PROP(hash, uniformly_spread_blocks_are_fair_within_a_bernstein_bound, (
         got.erase(q);
     }
     RC_ASSERT(got.empty());
+}
+
+RC_GTEST_PROP(hash, dense_keys_fill_each_queue_once_per_run_of_blocks, ()) {
+    mask_draw m = *gen_mask();
+    vmap::config cfg = make_config(m, *rc::gen::element(128u, 256u, 512u, 1024u), false);
+    cfg.key = vmap::vb_key::dense;
+    const unsigned nr = *m.cpus.rbegin() + 1;
+    const unsigned long block = static_cast<unsigned long>(cfg.bbmap_bits) << cfg.page_shift;
+    // Shift the range by 0 .. nr-1 blocks, and maybe off block alignment.
+    cfg.vmalloc_start += *rc::gen::inRange(0u, nr) * block +
+                         (*rc::gen::arbitrary<bool>() ? (1UL << cfg.page_shift) : 0);
+    vmap::allocator a(cfg);
+    const std::map<unsigned, unsigned long> n_q = preimage_sizes(m);
+    RC_CLASSIFY(std::any_of(n_q.begin(), n_q.end(), [](auto& e) { return e.second > 1; }),
+                "a queue takes several hash values");
+    const unsigned long base = a.vmalloc_start() & ~(a.block_size() - 1);
+    const unsigned long runs = (a.vmalloc_end() - base) / a.block_size() / nr;
+    // The first and last complete runs, and a few anywhere.
+    std::vector<unsigned long> ps = {0, runs - 1};
+    for (unsigned long p :
+         *rc::gen::container<std::vector<unsigned long>>(3, rc::gen::inRange(0UL, runs)))
+        ps.push_back(p);
+    for (unsigned long p : ps) {
+        std::map<unsigned, std::set<std::uint64_t>> keys; // queue -> keys seen in run p
+        for (unsigned long i = p * nr; i < (p + 1) * nr; ++i) {
+            unsigned long addr = base + i * a.block_size();
+            unsigned q = a.addr_to_vb_cpu(addr);
+            std::uint64_t key = a.addr_to_vb_idx(addr);
+            if (!keys[q].insert(key).second)
+                RC_FAIL("dense key " + std::to_string(key) + " of block " + std::to_string(i) +
+                        " is taken twice in queue " + std::to_string(q) + " (mask " +
+                        a.cpus().mask().to_string() + ")");
+        }
+        for (auto& [q, n] : n_q) {
+            std::set<std::uint64_t> want;
+            for (unsigned long r = 0; r < n; ++r)
+                want.insert(p * n + r);
+            RC_ASSERT(keys[q] == want);
+            keys.erase(q);
+        }
+        RC_ASSERT(keys.empty()); // no block went to a queue that is not possible
+    }
+    // The global scheme has one xarray: there the dense key is the index.
+    cfg.scheme = vmap::vb_scheme::global;
+    vmap::allocator g(cfg);
+    for (unsigned long p : ps) {
+        unsigned long i = p * nr + *rc::gen::inRange(0u, nr);
+        RC_ASSERT(g.addr_to_vb_idx(base + i * g.block_size()) == i);
+    }
 }

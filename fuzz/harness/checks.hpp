@@ -84,6 +84,11 @@ inline std::string check_audit(vmap::allocator& a) {
     return all;
 }
 
+// addr_to_vb_idx()'s block index of the range's last block, computed here.
+inline std::uint64_t last_block_index(vmap::allocator& a) {
+    return (a.vmalloc_end() - 1 - (a.vmalloc_start() & ~(a.block_size() - 1))) / a.block_size();
+}
+
 // The xarrays are no taller than the configured key needs for the range
 // (the v3 va_start key costs 11 levels of nodes where block indices need 4).
 inline std::string check_xa_height(vmap::allocator& a) {
@@ -93,8 +98,15 @@ inline std::string check_xa_height(vmap::allocator& a) {
     case vmap::vb_key::va_start:
         max_key = last_block;
         break;
-    default: // block_index, and dense keys are smaller still
-        max_key = (a.vmalloc_end() - (a.vmalloc_start() & ~(a.block_size() - 1))) / a.block_size();
+    case vmap::vb_key::dense:
+        // (i / nr_cpu_ids) * n_q + rank < (i / nr_cpu_ids + 1) * nr_cpu_ids
+        // (n_q <= nr_cpu_ids) for the last block index i. The global scheme
+        // keys by block index, which is below that too.
+        max_key = last_block_index(a) / a.cpus().nr_cpu_ids() * a.cpus().nr_cpu_ids() +
+                  a.cpus().nr_cpu_ids() - 1;
+        break;
+    case vmap::vb_key::block_index:
+        max_key = last_block_index(a);
         break;
     }
     unsigned bound = vmap::xa_height_for(max_key);

@@ -12,14 +12,16 @@
 //     mask   : bit i = CPU i is possible; 0 means {0}. Sparse masks arise
 //              naturally ({0,2,5} is 0b100101).
 //     flags  : bit 0     scheme   0 per_cpu_hashed, 1 global
-//              bit 1     key      0 block_index, 1 va_start
+//              bit 1     key      1 va_start; 0: block_index, or dense
+//                                 (ours) when the range byte says so
 //              bits 2-3  page_shift  6, 8, 10, 12
 //              bits 4-5  bbmap_bits  128, 256, 512, 1024
 //              bit 6     start the range one page above block alignment
 //              bit 7     error paths: bad unmaps are decoded (else they
 //                        decode as plain unmaps) and BUG_ONs report
-//     range  : 0..239   (range % 24) + 2 blocks: small enough to exhaust
-//              240..255 the full 32 TiB
+//     range  : 0..239   (range % 24) + 2 blocks: small enough to exhaust;
+//                       key bit 0: dense if (range / 24) is odd
+//              240..255 the full 32 TiB; key bit 0: dense if range is odd
 //   op := opcode args
 //     opcode % 16:
 //       0-5   map        count fill      count byte k: k < 96 -> 1 page;
@@ -122,7 +124,10 @@ inline vmap::config decode_config(std::uint8_t mask, std::uint8_t flags, std::ui
     vmap::config c;
     c.possible = mask ? vmap::cpu_mask::from_bits(mask) : vmap::cpu_mask{0};
     c.scheme = (flags & 1) ? vmap::vb_scheme::global : vmap::vb_scheme::per_cpu_hashed;
-    c.key = (flags & 2) ? vmap::vb_key::va_start : vmap::vb_key::block_index;
+    bool dense = range < 240 ? (range / 24) & 1 : range & 1;
+    c.key = (flags & 2) ? vmap::vb_key::va_start
+            : dense     ? vmap::vb_key::dense
+                        : vmap::vb_key::block_index;
     static constexpr unsigned shifts[] = {6, 8, 10, 12};
     c.page_shift = shifts[(flags >> 2) & 3];
     c.bbmap_bits = 128u << ((flags >> 4) & 3);
