@@ -33,8 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case harness::op_kind::vread:
             if (m.live_count()) {
                 unsigned long a = m.at(o.handle).addr + o.off % m.page_size();
-                for (unsigned i = 0; i < o.len; ++i)
-                    sink = sink + static_cast<unsigned>(m.expected(a + i));
+                std::vector<std::byte> want(o.len);
+                m.expected(a, want);
+                sink = sink + static_cast<unsigned>(want[o.len / 2]);
             }
             break;
         case harness::op_kind::unmap_aliases:

@@ -99,15 +99,10 @@ void run_worker(vmap::allocator& a, worker& w, std::latch& go) {
                 unsigned long start =
                     (static_cast<unsigned>(o.delta + 128) % mp.count) * a.page_size() +
                     o.off % a.page_size();
-                std::vector<std::byte> buf(std::min<unsigned long>(o.len, size - start));
-                a.vread(mp.addr + start, buf);
-                for (unsigned long b = 0; b < buf.size(); ++b)
-                    if (buf[b] != m.expected(mp.addr + start + b)) {
-                        error(w, i, o,
-                              "vread at " + props::hex(mp.addr + start + b) +
-                                  " disagrees with the model");
-                        break;
-                    }
+                if (std::string e = harness::check_vread(
+                        a, m, mp.addr + start, std::min<unsigned long>(o.len, size - start));
+                    !e.empty())
+                    error(w, i, o, e);
             }
             break;
         case harness::op_kind::unmap_aliases:
@@ -143,12 +138,11 @@ void check_after_join(vmap::allocator& a, std::vector<std::unique_ptr<worker>>& 
     for (auto& w : ws)
         for (const auto& m : w->model.live()) {
             all[m->addr] = m.get();
-            std::vector<std::byte> buf(m->count * a.page_size());
-            a.vread(m->addr, buf);
-            for (unsigned long b = 0; b < buf.size(); ++b)
-                if (buf[b] != w->model.expected(m->addr + b))
-                    RC_FAIL("the mapping at " + props::hex(m->addr) + " of the thread on CPU " +
-                            std::to_string(w->cpu) + " reads wrong at byte " + std::to_string(b));
+            if (std::string e =
+                    harness::check_vread(a, w->model, m->addr, m->count * a.page_size());
+                !e.empty())
+                RC_FAIL("the mapping at " + props::hex(m->addr) + " of the thread on CPU " +
+                        std::to_string(w->cpu) + ": " + e);
             if (!w->model.is_small(m->count))
                 continue;
             const auto* vb = static_cast<const vmap::vmap_block*>(m->block);

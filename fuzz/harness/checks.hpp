@@ -4,6 +4,7 @@
 // Each returns "" when all is well, else one sentence naming what broke.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <string>
 #include <vector>
@@ -61,16 +62,15 @@ inline std::string check_resolves(vmap::allocator& a, const model& m, const mapp
 // vread of [addr, addr + len) gives what the model says.
 inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long addr,
                                std::size_t len) {
-    std::vector<std::byte> buf(len, std::byte{0x5a});
+    std::vector<std::byte> buf(len, std::byte{0x5a}), want(len);
     a.vread(addr, buf);
-    for (std::size_t i = 0; i < len; ++i) {
-        std::byte want = m.expected(addr + i);
-        if (buf[i] != want)
-            return "vread at " + hex(addr + i) + " read " +
-                   std::to_string(static_cast<unsigned>(buf[i])) + ", expected " +
-                   std::to_string(static_cast<unsigned>(want));
-    }
-    return "";
+    m.expected(addr, want);
+    auto [got, exp] = std::mismatch(buf.begin(), buf.end(), want.begin());
+    if (got == buf.end())
+        return "";
+    return "vread at " + hex(addr + static_cast<unsigned long>(got - buf.begin())) + " read " +
+           std::to_string(static_cast<unsigned>(*got)) + ", expected " +
+           std::to_string(static_cast<unsigned>(*exp));
 }
 
 // allocator::check() as one message.
