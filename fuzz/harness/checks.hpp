@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,6 +66,8 @@ inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long
     std::vector<std::byte> buf(len, std::byte{0x5a}), want(len);
     a.vread(addr, buf);
     m.expected(addr, want);
+    if (std::memcmp(buf.data(), want.data(), len) == 0) // not a byte loop: fuzzers trace those
+        return "";
     auto [got, exp] = std::mismatch(buf.begin(), buf.end(), want.begin());
     if (got == buf.end())
         return "";

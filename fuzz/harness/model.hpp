@@ -121,8 +121,13 @@ class model {
             if (const mapping* m = covering(a)) {
                 unsigned long off = a - m->addr;
                 unsigned page = static_cast<unsigned>(off / page_);
-                for (std::size_t i = 0; i < n; ++i)
-                    out[done + i] = pattern(m->fill, page, off % page_ + i);
+                // One period of pattern() (256 bytes), then copies of it.
+                std::byte* dst = out.data() + done;
+                std::size_t period = std::min<std::size_t>(n, 256);
+                for (std::size_t i = 0; i < period; ++i)
+                    dst[i] = pattern(m->fill, page, off % page_ + i);
+                for (std::size_t i = period; i < n; i += period)
+                    std::memcpy(dst + i, dst, std::min(period, n - i));
             } else {
                 std::memset(out.data() + done, 0, n);
             }
