@@ -151,12 +151,15 @@ class diagnostics {
 
 } // namespace vmap
 
-// Each macro evaluates `cond` once and yields it as a bool, like the kernel's.
+// Each macro evaluates `cond` once and yields it as a bool, like the kernel's:
+// the test inline and unlikely(), the report (and the message) in a lambda
+// called only when it fires, so the hot paths pay one branch.
 #define VMAP_CHECK_IMPL_(diag, cond, once, method, msg)                                            \
-    ([&]() -> bool {                                                                               \
+    (__builtin_expect(!!(cond), 0) ? [&]() -> bool {                                               \
         static constexpr ::vmap::check_site site_{__FILE__, __LINE__, #cond, once};                \
-        return (cond) ? (diag).method(site_, (msg)) : false;                                       \
-    }())
+        return (diag).method(site_, (msg));                                                        \
+    }()                                                                                            \
+                                   : false)
 
 #define VMAP_WARN_ON(diag, cond, msg) VMAP_CHECK_IMPL_(diag, cond, false, warn, msg)
 #define VMAP_WARN_ON_ONCE(diag, cond, msg) VMAP_CHECK_IMPL_(diag, cond, true, warn, msg)

@@ -64,6 +64,10 @@ inline domain& global() {
     return d;
 }
 
+// This thread's reader once registered: a trivial thread_local, so the hot
+// path is one TLS load, without the init guard of `registration` below.
+inline thread_local reader* this_reader_cache = nullptr;
+
 // Registration: created on a thread's first read-side section, removed when
 // the thread exits.
 struct registration {
@@ -87,12 +91,16 @@ struct registration {
             d.readers.erase(std::find(d.readers.begin(), d.readers.end(), r));
         }
         delete r;
+        this_reader_cache = nullptr;
     }
 };
 
 inline reader& this_reader() {
+    if (reader* r = this_reader_cache) [[likely]]
+        return *r;
     static thread_local registration reg;
-    return reg.get();
+    this_reader_cache = &reg.get();
+    return *this_reader_cache;
 }
 
 // Smallest ctr of any reader inside a section; UINT64_MAX if none.
