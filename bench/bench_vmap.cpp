@@ -27,6 +27,7 @@
 
 #include <unistd.h>
 
+#include <bit>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -153,7 +154,9 @@ void BM_floor(benchmark::State& state) {
             unsigned nr = f.nr_cpu_ids;
             opaque(addr);
             opaque(nr);
-            unsigned q = f.hash_fallback[(addr >> floor_fixture::block_shift) % nr];
+            // allocator::hash_value(): a mask when nr_cpu_ids is a power of two.
+            std::uint64_t b = addr >> floor_fixture::block_shift;
+            unsigned q = f.hash_fallback[std::has_single_bit(nr) ? b & (nr - 1) : b % nr];
             vmap::vmap_block* const vb =
                 f.xas[q]->load((addr - vmap::default_vmalloc_start) >> floor_fixture::block_shift);
             benchmark::DoNotOptimize(vb);

@@ -58,6 +58,7 @@
 #include <climits>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -204,6 +205,7 @@ class allocator {
     std::byte* translate(unsigned long addr);
 
     // --- kernel-named internals, public for tests and audits --------------
+    unsigned hash_value(unsigned long addr) const;     // (addr / VMAP_BLOCK_SIZE) % nr_cpu_ids
     unsigned addr_to_vb_cpu(unsigned long addr) const; // the hash: a queue index
     xarray<vmap_block>& addr_to_vb_xa(unsigned long addr);
     std::uint64_t addr_to_vb_idx(unsigned long addr) const;
@@ -251,7 +253,8 @@ class allocator {
     unsigned bits_;
     unsigned block_shift_;
     unsigned long block_size_;
-    std::vector<unsigned> hash_fallback_; // hash value -> possible CPU
+    std::optional<std::uint64_t> hash_mask_; // nr_cpu_ids - 1, if a power of two
+    std::vector<unsigned> hash_fallback_;    // hash value -> possible CPU
     // vb_key::dense, per hash value h: n_q and rank_q(h) of its queue q.
     struct dense_slot {
         unsigned stride = 1, rank = 0;
@@ -304,6 +307,8 @@ inline allocator::allocator(config cfg)
     // addr_to_vb_xa()'s fallback (a34acf30b19b): a hash value that is not a
     // possible CPU goes to the next possible one. nr_cpu_ids - 1 is always
     // possible, so there always is one.
+    if (std::has_single_bit(topo_.nr_cpu_ids()))
+        hash_mask_ = topo_.nr_cpu_ids() - 1;
     hash_fallback_.resize(topo_.nr_cpu_ids());
     for (unsigned h = 0; h < topo_.nr_cpu_ids(); ++h)
         hash_fallback_[h] = topo_.possible(h) ? h : topo_.next_possible(h);
@@ -331,13 +336,22 @@ inline allocator::~allocator() {
 // ---------------------------------------------------------------------------
 // The hash and the key
 
+inline unsigned allocator::hash_value(unsigned long addr) const {
+    std::uint64_t block = addr >> block_shift_;
+    // The same value as the modulo; a mask saves a 64-bit division on every
+    // vb_free when nr_cpu_ids is a power of two (most machines, every bench).
+    if (hash_mask_)
+        return static_cast<unsigned>(block & *hash_mask_);
+    return static_cast<unsigned>(block % topo_.nr_cpu_ids());
+}
+
 inline unsigned allocator::addr_to_vb_cpu(unsigned long addr) const {
 #if defined(VMAP_BUG_VARIANT_SPARSE_CPU_HASH)
     // BUG VARIANT sparse_cpu_hash (undoes a34acf30b19b): hash modulo the
     // number of possible CPUs and trust the result to be a possible CPU.
     return static_cast<unsigned>((addr >> block_shift_) % topo_.num_possible());
 #else
-    return hash_fallback_[(addr >> block_shift_) % topo_.nr_cpu_ids()];
+    return hash_fallback_[hash_value(addr)];
 #endif
 }
 
@@ -358,7 +372,7 @@ inline std::uint64_t allocator::addr_to_vb_idx(unsigned long addr) const {
     std::uint64_t idx = (addr - (cfg_.vmalloc_start & ~(block_size_ - 1))) >> block_shift_;
     if (cfg_.key == vb_key::dense && cfg_.scheme == vb_scheme::per_cpu_hashed) {
         // (i / nr_cpu_ids) * n_q + rank_q(h): unique within queue q.
-        const dense_slot& d = dense_[(addr >> block_shift_) % topo_.nr_cpu_ids()];
+        const dense_slot& d = dense_[hash_value(addr)];
         return idx / topo_.nr_cpu_ids() * d.stride + d.rank;
     }
     return idx;
