@@ -79,7 +79,10 @@ struct vmap_block {
     static vmap_block* from_rcu(rcu::head* h) { return static_cast<vb_rcu_head*>(h)->vb; }
 };
 
-struct vmap_block_queue {
+// Cache-line aligned: the kernel's DEFINE_PER_CPU areas never share a line
+// between CPUs, and neither may ours (one CPU's vbq->lock would bounce
+// another's xa_lock).
+struct alignas(64) vmap_block_queue {
     spinlock lock{"vbq->lock"};
     rcu_list_node free; // blocks this CPU allocates from (RCU list)
     xarray<vmap_block> vmap_blocks{"vbq->vmap_blocks.xa_lock"};
