@@ -81,6 +81,9 @@ int usage() {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Line-buffered even into a pipe or file: a fatal BUG aborts the run,
+    // and the trace up to the failing op must survive it.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     bool run = false;
     std::string test_name;
     int i = 1;
