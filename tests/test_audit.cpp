@@ -190,52 +190,47 @@ TEST(Audit, AFreeListNodeWhosePrevDoesNotPointBack) {
         "a node's prev does not point back at its predecessor");
 }
 
+// Where h.vb is stored: its own xarray and key, as the allocator put it.
+struct slot {
+    vmap::xarray<vmap::vmap_block>* xa;
+    std::uint64_t key;
+};
+
+slot own_slot(healthy& h) {
+    unsigned long start = h.vb->va->va_start;
+    return {&h.a.addr_to_vb_xa(start), h.a.addr_to_vb_idx(start)};
+}
+
+// Moves h.vb from one xarray slot to another, as a wrong key or hash would
+// have stored it.
+void move_block(healthy& h, slot from, slot to) {
+    ASSERT_EQ(from.xa->erase(from.key), h.vb);
+    ASSERT_EQ(to.xa->insert(to.key, h.vb), vmap::xa_insert_result::ok);
+}
+
 TEST(Audit, ABlockAtTheWrongKey) {
     healthy h;
-    unsigned long start = h.vb->va->va_start;
-    vmap::xarray<vmap::vmap_block>& xa = h.a.addr_to_vb_xa(start);
-    std::uint64_t key = h.a.addr_to_vb_idx(start);
+    slot own = own_slot(h), wrong = {own.xa, own.key + 2};
     expect_caught(
-        h,
-        [&] {
-            ASSERT_EQ(xa.erase(key), h.vb);
-            ASSERT_EQ(xa.insert(key + 2, h.vb), vmap::xa_insert_result::ok);
-        },
-        [&] {
-            ASSERT_EQ(xa.erase(key + 2), h.vb);
-            ASSERT_EQ(xa.insert(key, h.vb), vmap::xa_insert_result::ok);
-        },
-        "is stored at key " + std::to_string(key + 2));
+        h, [&] { move_block(h, own, wrong); }, [&] { move_block(h, wrong, own); },
+        "is stored at key " + std::to_string(wrong.key));
 }
 
 TEST(Audit, ABlockInTheXarrayOfAnotherQueue) {
     healthy h;
-    unsigned long start = h.vb->va->va_start;
-    unsigned q = h.a.addr_to_vb_cpu(start);
-    vmap::xarray<vmap::vmap_block>& own = h.a.addr_to_vb_xa(start);
-    vmap::xarray<vmap::vmap_block>& other = h.a.queue(1 - q).vmap_blocks;
-    std::uint64_t key = h.a.addr_to_vb_idx(start);
+    unsigned q = h.a.addr_to_vb_cpu(h.vb->va->va_start);
+    slot own = own_slot(h), wrong = {&h.a.queue(1 - q).vmap_blocks, own.key};
     expect_caught(
-        h,
-        [&] {
-            ASSERT_EQ(own.erase(key), h.vb);
-            ASSERT_EQ(other.insert(key, h.vb), vmap::xa_insert_result::ok);
-        },
-        [&] {
-            ASSERT_EQ(other.erase(key), h.vb);
-            ASSERT_EQ(own.insert(key, h.vb), vmap::xa_insert_result::ok);
-        },
+        h, [&] { move_block(h, own, wrong); }, [&] { move_block(h, wrong, own); },
         "but its address hashes to queue " + std::to_string(q));
 }
 
 TEST(Audit, ABlockAreaWhoseBlockLeftTheXarrays) {
     healthy h;
-    unsigned long start = h.vb->va->va_start;
-    vmap::xarray<vmap::vmap_block>& xa = h.a.addr_to_vb_xa(start);
-    std::uint64_t key = h.a.addr_to_vb_idx(start);
+    slot own = own_slot(h);
     expect_caught(
-        h, [&] { ASSERT_EQ(xa.erase(key), h.vb); },
-        [&] { ASSERT_EQ(xa.insert(key, h.vb), vmap::xa_insert_result::ok); },
+        h, [&] { ASSERT_EQ(own.xa->erase(own.key), h.vb); },
+        [&] { ASSERT_EQ(own.xa->insert(own.key, h.vb), vmap::xa_insert_result::ok); },
         "has no block in the xarrays (leaked)");
 }
 
