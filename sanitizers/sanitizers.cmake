@@ -150,7 +150,11 @@ function(vmap_add_fuzzer name)
         if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
             message(FATAL_ERROR "VMAP_FUZZ=ON needs clang (libFuzzer); compiler is ${CMAKE_CXX_COMPILER_ID}")
         endif()
-        target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+        # The audits run uninstrumented for coverage (why: the list's header).
+        set(ignorelist "${VMAP_SANITIZERS_DIR}/coverage-ignorelist.txt")
+        target_compile_options(${name} PRIVATE -fsanitize=fuzzer
+                               "-fsanitize-coverage-ignorelist=${ignorelist}")
+        set_property(SOURCE ${sources} APPEND PROPERTY OBJECT_DEPENDS "${ignorelist}")
         target_link_options(${name} PRIVATE -fsanitize=fuzzer)
         target_compile_definitions(${name} PRIVATE FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION=1)
 

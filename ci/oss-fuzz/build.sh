@@ -45,6 +45,11 @@ TARGETS="vmap_ops xarray_ops cpu_hash vmap_threads"
 for target in $TARGETS; do
     extra=""
     if [[ $target == vmap_threads ]]; then extra="-DVMAP_SCHED_HOOKS=1"; fi
+    # SanitizerCoverage builds (libFuzzer, sancov): the audits uninstrumented,
+    # as in the CMake fuzz presets (sanitizers/coverage-ignorelist.txt says why).
+    if [[ $CXXFLAGS == *-fsanitize=fuzzer* || $CXXFLAGS == *-fsanitize-coverage=* ]]; then
+        extra="$extra -fsanitize-coverage-ignorelist=$ROOT/sanitizers/coverage-ignorelist.txt"
+    fi
     echo "build.sh: $target"
     # shellcheck disable=SC2086 # CXXFLAGS, LIB_FUZZING_ENGINE: word lists by convention
     $CXX $CXXFLAGS -std=c++20 -pthread -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION $extra \

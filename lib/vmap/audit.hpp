@@ -78,29 +78,30 @@ inline std::vector<std::string> allocator::check() {
     // Each block, under its lock.
     for (auto& [vb, va_start] : blocks) {
         std::lock_guard<spinlock> g(vb->lock);
-        std::string b = "block " + hex(va_start) + ": ";
+        // Built only for a report: a clean audit allocates no strings per block.
+        auto b = [&, va_start = va_start] { return "block " + hex(va_start) + ": "; };
         auto it = area_flags.find(va_start);
         if (it == area_flags.end() || !(it->second & VMAP_BLOCK))
-            out.push_back(b + "its vmap_area is not a live VMAP_BLOCK area");
+            out.push_back(b() + "its vmap_area is not a live VMAP_BLOCK area");
         if (vb->va->va_end - va_start != block_size_ || va_start % block_size_)
-            out.push_back(b + "its area is not one aligned block");
+            out.push_back(b() + "its area is not one aligned block");
         if (!topo_.possible(vb->cpu))
-            out.push_back(b + "vb->cpu " + std::to_string(vb->cpu) + " is not a possible CPU");
+            out.push_back(b() + "vb->cpu " + std::to_string(vb->cpu) + " is not a possible CPU");
         unsigned free = vb->free.load(std::memory_order_relaxed);
         unsigned dirty = vb->dirty.load(std::memory_order_relaxed);
         unsigned used = vb->used_map.count();
         if (free + dirty + used != bits_)
-            out.push_back(b + "free " + std::to_string(free) + " + dirty " + std::to_string(dirty) +
-                          " + used " + std::to_string(used) + " != " + std::to_string(bits_) +
-                          " pages");
+            out.push_back(b() + "free " + std::to_string(free) + " + dirty " +
+                          std::to_string(dirty) + " + used " + std::to_string(used) +
+                          " != " + std::to_string(bits_) + " pages");
         if (free <= bits_ && vb->used_map.next_set(bits_ - free) < bits_)
-            out.push_back(b + "a used page lies in the free tail (at or above BITS - free)");
+            out.push_back(b() + "a used page lies in the free tail (at or above BITS - free)");
         if (vb->dirty_max != 0 &&
             (vb->dirty_min >= vb->dirty_max || vb->dirty_max > bits_ - std::min(free, bits_)))
-            out.push_back(b + "dirty range [" + std::to_string(vb->dirty_min) + ", " +
+            out.push_back(b() + "dirty range [" + std::to_string(vb->dirty_min) + ", " +
                           std::to_string(vb->dirty_max) + ") is outside the handed-out pages");
         if (dirty == bits_)
-            out.push_back(b + "fully dirty but still in the xarray (not freed)");
+            out.push_back(b() + "fully dirty but still in the xarray (not freed)");
         // Allocation records tile the used bits exactly.
         unsigned covered = 0;
         for (unsigned o = 0; o < bits_; ++o) {
@@ -109,18 +110,18 @@ inline std::vector<std::string> allocator::check() {
                 continue;
             unsigned len = 1u << (rec - 1);
             if (o + len > bits_ || !vb->used_map.all_set(o, len)) {
-                out.push_back(b + "allocation at page " + std::to_string(o) +
+                out.push_back(b() + "allocation at page " + std::to_string(o) +
                               " is not fully marked used");
                 continue;
             }
             covered += len;
         }
         if (covered != used)
-            out.push_back(b + std::to_string(used) + " used pages but live allocations cover " +
+            out.push_back(b() + std::to_string(used) + " used pages but live allocations cover " +
                           std::to_string(covered));
         for (unsigned o = 0; o < bits_; ++o)
             if (vb->pages[o].load(std::memory_order_relaxed) && !vb->used_map.test(o))
-                out.push_back(b + "page " + std::to_string(o) + " is mapped but not used");
+                out.push_back(b() + "page " + std::to_string(o) + " is mapped but not used");
     }
 
     // Free lists, each under its queue lock.
@@ -128,33 +129,33 @@ inline std::vector<std::string> allocator::check() {
     for (unsigned cpu : topo_.possible_cpus()) {
         vmap_block_queue& vbq = queues_[cpu];
         std::lock_guard<spinlock> g(vbq.lock);
-        std::string q = "free list of queue " + std::to_string(cpu) + ": ";
+        auto q = [cpu] { return "free list of queue " + std::to_string(cpu) + ": "; };
         const rcu_list_node* prev = &vbq.free;
         std::size_t steps = 0;
         for (rcu_list_node* n = vbq.free.next.load(); n != &vbq.free; n = n->next.load()) {
             if (++steps > blocks.size() + 1) {
-                out.push_back(q + "longer than the number of blocks (a cycle?)");
+                out.push_back(q() + "longer than the number of blocks (a cycle?)");
                 break;
             }
             if (n->prev != prev)
-                out.push_back(q + "a node's prev does not point back at its predecessor");
+                out.push_back(q() + "a node's prev does not point back at its predecessor");
             prev = n;
             vmap_block* vb = vmap_block::from_list(n);
             auto it = blocks.find(vb);
             if (it == blocks.end()) {
-                out.push_back(q + "holds a block that is in no xarray (freed?)");
+                out.push_back(q() + "holds a block that is in no xarray (freed?)");
                 continue;
             }
-            std::string b = "block " + hex(it->second) + " ";
+            auto b = [&, va_start = it->second] { return "block " + hex(va_start) + " "; };
             if (!listed.insert(vb).second)
-                out.push_back(q + b + "is on free lists twice");
+                out.push_back(q() + b() + "is on free lists twice");
             if (vb->cpu != cpu)
-                out.push_back(q + b + "belongs to queue " + std::to_string(vb->cpu));
+                out.push_back(q() + b() + "belongs to queue " + std::to_string(vb->cpu));
             if (vb->free.load(std::memory_order_relaxed) == 0)
-                out.push_back(q + b + "has no free pages but is listed");
+                out.push_back(q() + b() + "has no free pages but is listed");
         }
         if (vbq.free.prev != prev)
-            out.push_back(q + "head->prev is not the last node");
+            out.push_back(q() + "head->prev is not the last node");
     }
     for (auto& [vb, va_start] : blocks)
         if (vb->free.load(std::memory_order_relaxed) > 0 && !listed.count(vb))
