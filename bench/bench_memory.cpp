@@ -68,7 +68,7 @@ bool measure(const vmap::cpu_mask& mask, const std::string& kind, unsigned per_c
     cfg.possible = mask;
     cfg.scheme = sk.scheme;
     cfg.key = sk.key;
-    cfg.record_flushes = false;
+    cfg.record_tlb = false;
     vmap::allocator a(cfg);
     std::vector<std::byte> page(a.page_size());
     std::vector<std::byte*> pages(a.max_alloc(), page.data());
@@ -130,7 +130,7 @@ void check_dense(const vmap::cpu_mask& mask, unsigned start_offset_blocks, dense
     vmap::config cfg;
     cfg.possible = mask;
     cfg.key = vmap::vb_key::dense;
-    cfg.record_flushes = false;
+    cfg.record_tlb = false;
     // A small geometry keeps the range small; the key depends on block
     // numbers only. Shift VMALLOC_START so that its block number modulo
     // nr_cpu_ids takes every value.

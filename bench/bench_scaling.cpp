@@ -92,7 +92,7 @@ void BM_vm_map_ram_test(benchmark::State& state, workload wl, vmap::vb_scheme sc
         cfg.possible = vmap::cpu_mask::first_n(threads);
         cfg.scheme = scheme;
         cfg.key = key;
-        cfg.record_flushes = false;
+        cfg.record_tlb = false;
         run.alloc = std::make_unique<vmap::allocator>(cfg);
         run.first_start_ns.store(0, std::memory_order_relaxed);
     }
@@ -171,7 +171,7 @@ std::unique_ptr<vmap::allocator> allocator_with_blocks(vmap::vb_scheme scheme, v
     cfg.possible = vmap::cpu_mask::first_n(lookup_cpus);
     cfg.scheme = scheme;
     cfg.key = key;
-    cfg.record_flushes = false;
+    cfg.record_tlb = false;
     auto a = std::make_unique<vmap::allocator>(cfg);
     page.assign(a->page_size(), std::byte{0});
     std::vector<std::byte*> pages(a->max_alloc(), page.data());

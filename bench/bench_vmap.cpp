@@ -3,7 +3,7 @@
 //
 //   BM_map_unmap_1page/<scheme>/threads:T
 //       T = 1 or 2 threads, thread i bound to simulated CPU i, one allocator
-//       shared by all threads (possible mask first_n(2), record_flushes off).
+//       shared by all threads (possible mask first_n(2), record_tlb off).
 //       One iteration = vm_map_ram() of one page + vm_unmap_ram() of it. A
 //       block fills and is freed every 1024 pairs (1024-page blocks); that
 //       amortised cost is part of the pair. vm_unmap_aliases() is never
@@ -47,7 +47,7 @@ vmap::config hot_path_config(vmap::vb_scheme scheme) {
     vmap::config cfg;
     cfg.possible = vmap::cpu_mask::first_n(bench_cpus);
     cfg.scheme = scheme;
-    cfg.record_flushes = false;
+    cfg.record_tlb = false;
     return cfg;
 }
 

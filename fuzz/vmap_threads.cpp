@@ -15,8 +15,12 @@
 //   choices...                 the rest: one byte per scheduling decision,
 //                              then a generator seeded from the input
 // Each thread checks its own mappings as it goes (address, block, bytes);
-// after all threads finish, the allocator's check(), every thread's mappings
-// against its model and against the others', and a full drain.
+// after all threads finish, the TLB promise over every hand-out of every
+// thread (the stamped TLB log replayed in order by harness/tlb.hpp: exact at
+// each event's own moment, so one pass after the join judges every map),
+// the allocator's check(), every thread's mappings against its model and
+// against the others', a full drain, and the TLB promise over the drain.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -30,6 +34,7 @@
 #include "harness/checks.hpp"
 #include "harness/ops.hpp"
 #include "harness/scheduler.hpp"
+#include "harness/tlb.hpp"
 
 #if !defined(VMAP_SCHED_HOOKS) || !VMAP_SCHED_HOOKS
 #error "vmap_threads needs the scheduling points: build it with VMAP_SCHED_HOOKS=1"
@@ -54,7 +59,6 @@ threaded_input decode(std::span<const std::uint8_t> in) {
     t.cfg = harness::decode_config(mask, flags & 0x7f, range, error_paths);
     t.cfg.on_warn = vmap::warn_policy::abort;
     t.cfg.on_bug = vmap::bug_policy::abort;
-    t.cfg.record_flushes = false;
     unsigned n = 2 + nthreads % 3;
     const auto& possible = t.cfg.possible.cpus();
     for (unsigned i = 0; i < n; ++i) {
@@ -86,14 +90,19 @@ threaded_input decode(std::span<const std::uint8_t> in) {
     std::abort();
 }
 
-// One thread's operations, checked against its own model.
+// One thread's operations, checked against its own model. op_stamps[i] is
+// the TLB log's clock when op i began: every event of op i has a stamp at or
+// after it, so a finding's stamp names its op.
 void run_thread(vmap::allocator& a, harness::model& m, unsigned id, unsigned cpu,
-                const std::vector<harness::op>& ops, std::uint64_t& digest) {
+                const std::vector<harness::op>& ops, std::uint64_t& digest,
+                std::vector<std::uint64_t>& op_stamps) {
+    a.tlb().attach_this_thread(id);
     auto binding = std::make_unique<vmap::cpu_binding>(cpu);
     const auto& possible = a.cpus().possible_cpus();
     for (std::size_t i = 0; i < ops.size(); ++i) {
         const harness::op& o = ops[i];
         harness::det_scheduler::at_op(static_cast<unsigned>(i));
+        op_stamps.push_back(a.tlb().now());
         auto check = [&](const std::string& e) {
             if (!e.empty())
                 fail(id, i, &o, e);
@@ -171,13 +180,34 @@ run_vmap_threads(std::span<const std::uint8_t> in) {
     unsigned n = static_cast<unsigned>(t.cpus.size());
     std::vector<std::unique_ptr<harness::model>> models;
     std::vector<std::uint64_t> digests(n, 0);
+    std::vector<std::vector<std::uint64_t>> op_stamps(n);
     for (unsigned i = 0; i < n; ++i)
         models.push_back(std::make_unique<harness::model>(a.page_size(), a.max_alloc()));
     auto sched = std::make_unique<harness::det_scheduler>(t.choices, t.seed);
     std::vector<std::function<void()>> bodies;
     for (unsigned i = 0; i < n; ++i)
-        bodies.push_back([&, i] { run_thread(a, *models[i], i, t.cpus[i], t.ops[i], digests[i]); });
+        bodies.push_back([&, i] {
+            run_thread(a, *models[i], i, t.cpus[i], t.ops[i], digests[i], op_stamps[i]);
+        });
     sched->run(std::move(bodies));
+
+    // The TLB promise, at every hand-out of every thread, in stamp order.
+    harness::tlb_model tlb(a.page_size());
+    auto replay_tlb = [&] {
+        for (const vmap::tlb_event& e : a.tlb().take()) {
+            std::string v = tlb.apply(e);
+            if (v.empty())
+                continue;
+            v += "\n  stale pages:\n" + tlb.describe();
+            if (e.thread >= n)
+                fail(0, 0, nullptr, v);
+            const std::vector<std::uint64_t>& s = op_stamps[e.thread];
+            auto op = std::upper_bound(s.begin(), s.end(), e.stamp);
+            std::size_t i = static_cast<std::size_t>(op - s.begin()) - 1;
+            fail(e.thread, i, &t.ops[e.thread][i], v);
+        }
+    };
+    replay_tlb();
 
     // Quiescent again: the whole picture.
     if (std::string e = harness::check_audit(a); !e.empty())
@@ -204,6 +234,7 @@ run_vmap_threads(std::span<const std::uint8_t> in) {
                 fail(i, 0, nullptr, "final vm_unmap_ram of " + harness::hex(mp->addr) + " failed");
     if (std::string e = harness::check_drained(a); !e.empty())
         fail(0, 0, nullptr, e);
+    replay_tlb();
     std::uint64_t digest = 0;
     for (std::uint64_t d : digests)
         digest = digest * 1000003 + d;

@@ -80,12 +80,12 @@ void unmap_aliases(harness::runner& r) {
                     std::to_string(a.purge_threshold()));
 
     // Again, with no unmap in between: nothing new to flush.
-    std::uint64_t flushes = a.flushes().flushes();
+    std::uint64_t flushes = a.tlb().flushes();
     std::uint64_t purged = a.stats().blocks_purged;
     r.step({harness::op_kind::unmap_aliases});
-    if (a.flushes().flushes() != flushes)
+    if (a.tlb().flushes() != flushes)
         RC_FAIL("a second vm_unmap_aliases with no unmap in between flushed " +
-                std::to_string(a.flushes().flushes() - flushes) + " range(s)");
+                std::to_string(a.tlb().flushes() - flushes) + " range(s)");
     RC_ASSERT(a.stats().blocks_purged == purged);
 }
 

@@ -78,9 +78,10 @@ class mapper {
 
     std::unique_ptr<vmap::allocator> a;
     page_pool pool;
-    std::map<unsigned long, mapping> live;     // by address
-    std::set<unsigned long> unflushed;         // page addresses unmapped, not yet flushed
-    std::vector<vmap::flush_range> flush_seen; // every flush, in order
+    std::map<unsigned long, mapping> live;   // by address
+    std::set<unsigned long> unflushed;       // page addresses unmapped, not yet flushed
+    std::vector<vmap::tlb_event> flush_seen; // every flush, in order
+    std::vector<vmap::tlb_event> events;     // every TLB event, in order
     std::uint64_t flush_entries = 0;
     std::vector<std::byte> buf_, zeros_; // vread scratch
 
@@ -141,14 +142,20 @@ class mapper {
             << *unflushed.begin();
         // Nothing was unmapped since: a second call flushes nothing.
         a->vm_unmap_aliases();
-        std::vector<vmap::flush_range> again = a->flushes().take();
+        std::vector<vmap::tlb_event> again;
+        for (const vmap::tlb_event& e : a->tlb().take())
+            if (e.kind == vmap::tlb_event_kind::flush)
+                again.push_back(e);
         ASSERT_TRUE(again.empty())
             << "second vm_unmap_aliases flushed [" << std::hex << again.front().start << ", "
             << again.front().end << ") (" << vmap::to_string(again.front().reason) << ")";
     }
 
     void drain() {
-        for (const vmap::flush_range& f : a->flushes().take()) {
+        for (const vmap::tlb_event& f : a->tlb().take()) {
+            events.push_back(f);
+            if (f.kind != vmap::tlb_event_kind::flush)
+                continue;
             ++flush_entries;
             flush_seen.push_back(f);
             auto it = unflushed.lower_bound(f.start);

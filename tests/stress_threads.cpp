@@ -60,7 +60,7 @@ TEST_P(Stress, RandomOps) {
     if (sc.blocks)
         cfg.vmalloc_size = sc.blocks * (128UL << 8);
     cfg.on_warn = vmap::warn_policy::abort;
-    cfg.record_flushes = false;
+    cfg.record_tlb = false;
     vmap::allocator a(cfg);
 
     const unsigned nthreads = 4;
@@ -140,7 +140,7 @@ TEST_P(Stress, VmMapRamTest) {
     cfg.possible = sc.mask;
     cfg.scheme = sc.scheme;
     cfg.on_warn = vmap::warn_policy::abort;
-    cfg.record_flushes = false;
+    cfg.record_tlb = false;
     vmap::allocator a(cfg);
     const unsigned nthreads = 4, loops = ops_from_env(4000) * 2;
     std::vector<std::string> errors(nthreads);

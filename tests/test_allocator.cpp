@@ -224,7 +224,7 @@ TEST_P(Allocator, UnmapAliasesFlushesEveryUnmappedPageOnce) {
     ASSERT_NO_FATAL_FAILURE(m.unmap_aliases());
     // One merged range, covering the full block's holes and p1.
     ASSERT_EQ(m.flush_seen.size(), before + 1);
-    const vmap::flush_range& f = m.flush_seen.back();
+    const vmap::tlb_event& f = m.flush_seen.back();
     EXPECT_EQ(f.reason, flush_reason::unmap_aliases);
     EXPECT_LE(f.start, full_addrs[1]);
     EXPECT_GE(f.end, p1.addr + 8 * 4096);
@@ -264,7 +264,7 @@ TEST_P(Allocator, NonForcedPurgeSparesBlocksWithFreePagesAtOrAboveTheThreshold) 
         std::size_t seen = m.flush_seen.size();
         ASSERT_NO_FATAL_FAILURE(m.unmap_aliases());
         ASSERT_EQ(m.flush_seen.size(), seen + 1);
-        const vmap::flush_range& f = m.flush_seen.back();
+        const vmap::tlb_event& f = m.flush_seen.back();
         if (free < t) {
             EXPECT_EQ(m.a->find_block(block), nullptr) << "not purged";
             EXPECT_EQ(m.a->stats().blocks_purged, purged + 1);

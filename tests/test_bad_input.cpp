@@ -88,7 +88,7 @@ class BadInput : public testing::TestWithParam<misuse_param> {
         const unsigned long site_hits = a().diag().find(site_expr).hits;
         const vmap::allocator_stats before = a().stats();
         const std::vector<unsigned long> blocks = m().blocks();
-        const std::size_t busy_flushes = a().flushes().pending();
+        const std::size_t events_before = a().tlb().pending();
         ASSERT_NO_FATAL_FAILURE(m().expect_all_intact());
 
         errc got = misuse();
@@ -107,7 +107,7 @@ class BadInput : public testing::TestWithParam<misuse_param> {
         EXPECT_EQ(after.blocks_created, before.blocks_created);
         EXPECT_EQ(after.blocks_freed, before.blocks_freed);
         EXPECT_EQ(after.flushes, before.flushes);
-        EXPECT_EQ(a().flushes().pending(), busy_flushes);
+        EXPECT_EQ(a().tlb().pending(), events_before);
         EXPECT_EQ(m().blocks(), blocks);
         ASSERT_NO_FATAL_FAILURE(m().expect_all_intact());
         ASSERT_NO_FATAL_FAILURE(m().expect_check_clean());

@@ -119,7 +119,7 @@ TEST_P(Threads, MapReadUnmapOnEveryCpuWithConcurrentUnmapAliases) {
     c.scheme = p.scheme;
     c.bbmap_bits = 128; // small blocks: frequent block frees and purges
     c.page_shift = 8;   // small pages: cheap reads under TSan
-    c.record_flushes = false;
+    c.record_tlb = false;
     vmap::allocator a(c);
 
     const int ops = 4000;

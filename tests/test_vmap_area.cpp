@@ -198,8 +198,12 @@ TEST(VmapArea, FindUnlinkChecksSizeAndFlags) {
     EXPECT_FALSE(wrong);
     EXPECT_EQ(got->va_start, ram_start);
     EXPECT_EQ(a.busy_count(), 1u);
-    EXPECT_EQ(a.free_bytes(), size - block);
+    // Unlinked, not free: the caller flushes first, then returns the range.
+    EXPECT_EQ(a.free_bytes(), size - 4 * page - block);
     EXPECT_EQ(a.find_unlink(ram_start, VMAP_RAM, 4 * page, &wrong), nullptr); // gone
+    EXPECT_AUDIT_CLEAN(a);
+    a.free_unlinked(std::move(got));
+    EXPECT_EQ(a.free_bytes(), size - block);
     EXPECT_AUDIT_CLEAN(a);
 }
 
@@ -313,8 +317,10 @@ TEST(VmapArea, RandomWalkAgainstAModel) {
                     a.find_unlink(it->first, VMAP_RAM, right_size ? len : len + page, &wrong);
                 ASSERT_EQ(got != nullptr, right_size);
                 ASSERT_EQ(wrong, !right_size);
-                if (got)
+                if (got) {
+                    a.free_unlinked(std::move(got));
                     m.erase(it);
+                }
             } else {
                 a.free(it->second.va);
                 m.erase(it);

@@ -45,6 +45,18 @@ inline std::string check_new_mapping(vmap::allocator& a, const model& m, unsigne
     return "";
 }
 
+// No page of a fresh mapping at `addr` is one the model unmapped and no
+// recorded flush has covered since (the model's side of the TLB promise; the
+// stamped replay in tlb.hpp is the exact one, this one trusts nothing the
+// allocator says about its unmaps).
+inline std::string check_not_unflushed(const model& m, unsigned long addr, unsigned count) {
+    auto it = m.unflushed().lower_bound(addr);
+    if (it == m.unflushed().end() || *it >= addr + count * m.page_size())
+        return "";
+    return "vm_map_ram handed out " + hex(addr) + " (" + std::to_string(count) +
+           " pages) with page " + hex(*it) + " unmapped earlier and not flushed since";
+}
+
 // Every page of a live small mapping still resolves to the block that
 // served it (addr_to_vb_xa + xa_load).
 inline std::string check_resolves(vmap::allocator& a, const model& m, const mapping& mp) {

@@ -4,10 +4,10 @@
 //
 // It knows the live mappings (address, pages, which CPU made them, and for
 // small ones the block that served them), so it can say what every byte of
-// the range must read as, and it knows which pages were unmapped from blocks
-// and not yet covered by a flush: the pages the next vm_unmap_aliases() must
-// flush. Page buffers belong to the model and die at unmap, so an allocator
-// that still reads them afterwards is a use-after-free under ASan.
+// the range must read as, and it knows which pages were unmapped and not yet
+// covered by a flush: pages no new mapping may contain, and for blocks the
+// pages the next vm_unmap_aliases() must flush. Page buffers belong to the model and die at unmap,
+// so an allocator that still reads them afterwards is a use-after-free under ASan.
 #pragma once
 
 #include <algorithm>
@@ -74,16 +74,16 @@ class model {
     mapping& at(unsigned handle) { return *live_[handle % live_.size()]; }
     const std::vector<std::unique_ptr<mapping>>& live() const { return live_; }
 
-    // Removes a live mapping; a small one's pages become unflushed.
+    // Removes a live mapping; its pages become unflushed (a large one's
+    // until the flush its unmap makes at once).
     std::unique_ptr<mapping> remove(unsigned handle) {
         std::size_t i = handle % live_.size();
         std::unique_ptr<mapping> m = std::move(live_[i]);
         live_[i] = std::move(live_.back());
         live_.pop_back();
         by_addr_.erase(m->addr);
-        if (is_small(m->count))
-            for (unsigned p = 0; p < m->count; ++p)
-                unflushed_.insert(m->addr + p * page_);
+        for (unsigned p = 0; p < m->count; ++p)
+            unflushed_.insert(unflushed_.end(), m->addr + p * page_);
         freed_.push_back(m->addr);
         if (freed_.size() > 64)
             freed_.erase(freed_.begin());

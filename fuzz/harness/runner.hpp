@@ -4,17 +4,23 @@
 // be checked cheaply:
 //   map        the address is page aligned, inside the range, overlaps no
 //              live mapping; a small one lies in the block find_block()
-//              names; a failure is no_space only when nothing could fit;
+//              names; no page of it is one the model unmapped and no flush
+//              covered since; a failure is no_space only when nothing could
+//              fit;
 //   unmap      the address still resolves to the block that served it;
-//              a large unmap flushes its range at once;
+//              the TLB log shows the translations removed; a large unmap
+//              flushes its range at once;
 //   vread      every byte equals the model's (pages or zeros);
 //   aliases    afterwards no page unmapped before it is unflushed; with no
 //              unmap since the previous call it flushes nothing; it never
 //              purges a block with free >= VMAP_PURGE_THRESHOLD;
 //   bad unmap  the documented errc, the documented WARN or BUG count, and
 //              every live mapping still in place;
-//   every op   no WARN or BUG the model did not predict; every
-//              `check_every` ops and at the end, allocator::check().
+//   every op   no WARN or BUG the model did not predict; the TLB log,
+//              replayed by the TLB model (tlb.hpp): nothing is handed out
+//              while a page of it is stale, judged at each event's stamp,
+//              so also inside one operation (a purge on exhaustion, say);
+//              every `check_every` ops and at the end, allocator::check().
 // At the end everything is unmapped and purged: the range must be whole
 // again and no block may be left (nothing lost).
 // A mismatch calls the failure handler with a message naming the operation
@@ -34,6 +40,7 @@
 #include "checks.hpp"
 #include "model.hpp"
 #include "ops.hpp"
+#include "tlb.hpp"
 
 namespace harness {
 
@@ -47,13 +54,14 @@ class runner {
   public:
     runner(const vmap::config& cfg, bool error_paths, runner_options opt = {})
         : opt_(std::move(opt)), alloc_(with_handler(cfg)),
-          model_(alloc_.page_size(), alloc_.max_alloc()) {
+          model_(alloc_.page_size(), alloc_.max_alloc()), tlb_(alloc_.page_size()) {
         cfg_text_ = describe(cfg, error_paths);
         bind(cpu_at(0));
     }
 
     vmap::allocator& allocator() { return alloc_; }
     harness::model& model() { return model_; }
+    const harness::tlb_model& tlb() const { return tlb_; }
 
     // For callers that also use allocator() directly, outside step(), with
     // calls that WARN or BUG (under bug_policy::report) as documented: adds
@@ -103,7 +111,7 @@ class runner {
             alloc_.purge_fragmented_blocks_allcpus();
             break;
         }
-        drain_flushes(false);
+        drain_tlb(false);
         check_diagnostics();
         ++index_;
         if (opt_.check_every && index_ % opt_.check_every == 0)
@@ -117,13 +125,13 @@ class runner {
         while (model_.live_count())
             unmap_handle(0);
         do_unmap_aliases();
-        drain_flushes(false);
+        drain_tlb(false);
         check_diagnostics();
         // check_drained() calls vm_unmap_aliases() once more, with no unmap
         // since ours: it must flush nothing new.
         if (std::string e = check_drained(alloc_); !e.empty())
             fail(e);
-        drain_flushes(true);
+        drain_tlb(true);
         if (aliases_flushed_)
             fail("vm_unmap_aliases flushed a range again with no unmap since the previous call");
     }
@@ -136,7 +144,8 @@ class runner {
              std::to_string(st.blocks_live) + " created " + std::to_string(st.blocks_created) +
              " freed " + std::to_string(st.blocks_freed) + " purged " +
              std::to_string(st.blocks_purged) + ", unflushed pages " +
-             std::to_string(model_.unflushed().size()) + "\n";
+             std::to_string(model_.unflushed().size()) + ", stale pages (TLB model) " +
+             std::to_string(tlb_.stale_count()) + "\n" + tlb_.describe();
         s += "  xarrays: nodes " + std::to_string(st.xa_nodes) + " max height " +
              std::to_string(st.xa_max_height) + "; blocks per queue:";
         for (const vmap::queue_stats& q : st.queues)
@@ -198,6 +207,11 @@ class runner {
         vmap::vmap_block* vb = nullptr;
         if (std::string e = check_new_mapping(alloc_, model_, r.addr, o.count, vb); !e.empty())
             fail(e);
+        // The stamped check runs in drain_tlb(); this one trusts only the
+        // model: no page it unmapped may come back before a flush covers it.
+        drain_tlb(false);
+        if (std::string e = check_not_unflushed(model_, r.addr, o.count); !e.empty())
+            fail(e);
         m->addr = r.addr;
         m->cpu = cpu_;
         m->block = vb;
@@ -238,8 +252,7 @@ class runner {
         if (model_.is_small(count))
             ++frees_since_aliases_;
         std::unique_ptr<mapping> gone = model_.remove(handle);
-        if (!model_.is_small(count))
-            drain_flushes(false, addr, addr + count * alloc_.page_size());
+        drain_tlb(false, addr, addr + count * alloc_.page_size(), !model_.is_small(count));
     }
 
     void do_unmap(const op& o) {
@@ -276,7 +289,7 @@ class runner {
         });
         bool frees_before = frees_since_aliases_ != 0;
         alloc_.vm_unmap_aliases();
-        drain_flushes(true);
+        drain_tlb(true);
         if (!model_.unflushed().empty())
             fail(std::to_string(model_.unflushed().size()) +
                  " pages unmapped before vm_unmap_aliases are still unflushed after it, first " +
@@ -291,25 +304,40 @@ class runner {
         frees_since_aliases_ = 0;
     }
 
-    // Applies flushes to the model. A vm_unmap_aliases range is only legal
-    // inside that call; `want_start..want_end`, if given, must be covered
-    // by a large_unmap flush.
-    void drain_flushes(bool in_aliases, unsigned long want_start = 0, unsigned long want_end = 0) {
+    // Replays the TLB log into the TLB model (which judges every hand-out)
+    // and applies its flushes to the model. A vm_unmap_aliases range is only
+    // legal inside that call. `unmapped_start..unmapped_end`, if given, was
+    // just unmapped: an unmap event must cover it, and for a large mapping
+    // a large_unmap flush too.
+    void drain_tlb(bool in_aliases, unsigned long unmapped_start = 0,
+                   unsigned long unmapped_end = 0, bool large = false) {
         aliases_flushed_ = false;
-        bool found = want_end == 0;
-        for (const vmap::flush_range& f : alloc_.flushes().take()) {
-            if (f.reason == vmap::flush_reason::unmap_aliases) {
+        bool unmap_seen = unmapped_end == 0, flush_seen = !large;
+        auto covers = [&](const vmap::tlb_event& e) {
+            return e.start <= unmapped_start && unmapped_end <= e.end;
+        };
+        for (const vmap::tlb_event& e : alloc_.tlb().take()) {
+            if (std::string v = tlb_.apply(e); !v.empty())
+                fail(v + "\n  stale pages:\n" + tlb_.describe());
+            if (e.kind == vmap::tlb_event_kind::unmap && covers(e))
+                unmap_seen = true;
+            if (e.kind != vmap::tlb_event_kind::flush)
+                continue;
+            if (e.reason == vmap::flush_reason::unmap_aliases) {
                 if (!in_aliases)
                     fail("a vm_unmap_aliases flush outside vm_unmap_aliases");
                 aliases_flushed_ = true;
             }
-            if (f.reason == vmap::flush_reason::large_unmap && f.start <= want_start &&
-                want_end <= f.end)
-                found = true;
-            model_.flushed(f.start, f.end);
+            if (e.reason == vmap::flush_reason::large_unmap && covers(e))
+                flush_seen = true;
+            model_.flushed(e.start, e.end);
         }
-        if (!found)
-            fail("large unmap of " + hex(want_start) + "-" + hex(want_end) + " was not flushed");
+        if (!unmap_seen)
+            fail("the TLB log shows no unmap of " + hex(unmapped_start) + "-" + hex(unmapped_end) +
+                 ", which vm_unmap_ram just unmapped");
+        if (!flush_seen)
+            fail("large unmap of " + hex(unmapped_start) + "-" + hex(unmapped_end) +
+                 " was not flushed");
     }
 
     struct bad_call {
@@ -431,6 +459,7 @@ class runner {
     std::string last_warn_;
     vmap::allocator alloc_;
     harness::model model_;
+    harness::tlb_model tlb_;
     std::string cfg_text_;
     std::unique_ptr<vmap::cpu_binding> binding_;
     unsigned cpu_ = 0;

@@ -34,6 +34,16 @@
 // Locking (the kernel's order): purge_lock -> RCU read side -> vb->lock ->
 // vbq->lock; xa_lock and vmap_area_lock are leaves.
 //
+// The TLB promise (tlb_log.hpp): no range is handed out while a stale
+// translation of it may survive. A page goes stale when vb_free() clears its
+// entry or a large unmap unlinks its area; it is flushed by
+// vm_unmap_aliases() (the blocks' dirty ranges), by free_vmap_block() (the
+// whole block, before its area is freed) and by the large unmap itself
+// (before its range is freed). Every path that returns address space
+// flushes first: free_vmap_block() (from vb_free, vm_unmap_aliases' purge,
+// purge_fragmented_blocks() and the purge on exhaustion) and the large path
+// of vm_unmap_ram(). The destructor returns nothing to anyone.
+//
 // Misuse has one documented answer each (also in README.md):
 //   vm_map_ram, no pages          WARN_ON_ONCE, errc::invalid_count
 //   vm_map_ram, a null page       WARN_ON_ONCE, errc::invalid_page
@@ -66,12 +76,12 @@
 
 #include <vmap/check.hpp>
 #include <vmap/cpu.hpp>
-#include <vmap/flush_log.hpp>
 #include <vmap/geometry.hpp>
 #include <vmap/list.hpp>
 #include <vmap/rcu.hpp>
 #include <vmap/sched_point.hpp>
 #include <vmap/spinlock.hpp>
+#include <vmap/tlb_log.hpp>
 #include <vmap/vmap_area.hpp>
 #include <vmap/vmap_block.hpp>
 #include <vmap/xarray.hpp>
@@ -111,7 +121,7 @@ struct config {
     warn_policy on_warn = warn_policy::count;
     bug_policy on_bug = bug_policy::abort;
     diagnostics::handler_fn warn_handler = {};
-    bool record_flushes = true; // keep the flush log (benchmarks turn it off)
+    bool record_tlb = true; // keep the TLB event log (benchmarks turn it off)
 };
 
 enum class errc {
@@ -226,7 +236,7 @@ class allocator {
     allocator_stats stats() const;
     void reset_lock_stats();
     diagnostics& diag() { return diag_; }
-    flush_log& flushes() { return flushes_; }
+    tlb_log& tlb() { return tlb_; }
 
   private:
     struct vb_alloc_result {
@@ -236,7 +246,7 @@ class allocator {
     };
 
     vb_alloc_result vb_alloc(unsigned long size);
-    vb_alloc_result new_vmap_block(unsigned order, unsigned cpu);
+    vb_alloc_result new_vmap_block(unsigned long size, unsigned order, unsigned cpu);
     errc vb_free(unsigned long addr, unsigned long size);
     void free_vmap_block(vmap_block* vb);
     bool purge_fragmented_block(vmap_block* vb, std::vector<vmap_block*>& purge_list, bool force);
@@ -261,7 +271,7 @@ class allocator {
     };
     std::vector<dense_slot> dense_;
     diagnostics diag_;
-    flush_log flushes_;
+    tlb_log tlb_;
     vmap_area_allocator areas_;
     per_cpu<vmap_block_queue> queues_;
     xarray<vmap_block> global_xa_{"vmap_blocks.xa_lock"}; // vb_scheme::global only
@@ -301,8 +311,8 @@ inline allocator::allocator(config cfg)
     : cfg_(std::move(cfg)), topo_(cfg_.possible), bits_(detail::checked_bits(cfg_, topo_)),
       block_shift_(cfg_.page_shift + static_cast<unsigned>(std::countr_zero(bits_))),
       block_size_(1UL << block_shift_), diag_(cfg_.on_warn, cfg_.on_bug, cfg_.warn_handler),
-      flushes_(cfg_.record_flushes),
-      areas_(cfg_.vmalloc_start, cfg_.vmalloc_size, 1UL << cfg_.page_shift, block_size_),
+      tlb_(cfg_.record_tlb),
+      areas_(cfg_.vmalloc_start, cfg_.vmalloc_size, 1UL << cfg_.page_shift, block_size_, &tlb_),
       queues_(topo_) {
     // addr_to_vb_xa()'s fallback (a34acf30b19b): a hash value that is not a
     // possible CPU goes to the next possible one. nr_cpu_ids - 1 is always
@@ -437,7 +447,8 @@ inline void allocator::free_list_del(vmap_block* vb, vmap_block_queue& vbq) {
     list_del_rcu(vb->free_list);
 }
 
-inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned order, unsigned cpu) {
+inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned long size, unsigned order,
+                                                            unsigned cpu) {
     auto* vb = new vmap_block(bits_);
     vmap_area* va = alloc_vmap_area(block_size_, block_size_, VMAP_BLOCK);
     if (!va) {
@@ -453,6 +464,7 @@ inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned order, unsi
     vb->dirty_max = 0;
     vb->used_map.set(0, need);
     vb->alloc_order[0] = static_cast<unsigned char>(order + 1);
+    tlb_.hand_out(range_kind::small, vaddr, vaddr + size);
 #if !defined(VMAP_BUG_VARIANT_CPU_AFTER_PUBLISH)
     vb->cpu = cpu; // before the block is visible to xarray walkers (3e3de7947c75)
 #endif
@@ -516,6 +528,7 @@ inline allocator::vb_alloc_result allocator::vb_alloc(unsigned long size) {
             vb->used_map.set(pages_off, need);
             vb->alloc_order[pages_off] = static_cast<unsigned char>(order + 1);
             vb->free.store(free - need, std::memory_order_relaxed);
+            tlb_.hand_out(range_kind::small, vaddr, vaddr + size);
             if (free == need) {
                 std::lock_guard<spinlock> q(vbq.lock);
                 free_list_del(vb, vbq);
@@ -523,7 +536,7 @@ inline allocator::vb_alloc_result allocator::vb_alloc(unsigned long size) {
             return {vaddr, vb, errc::ok};
         }
     }
-    return new_vmap_block(order, cpu);
+    return new_vmap_block(size, order, cpu);
 }
 
 // ---------------------------------------------------------------------------
@@ -534,9 +547,11 @@ inline void allocator::free_vmap_block(vmap_block* vb) {
     vmap_block* tmp = addr_to_vb_xa(va_start).erase(addr_to_vb_idx(va_start));
     VMAP_BUG(tmp != vb, "free_vmap_block: xa_erase at " + vmap_area_allocator::hex(va_start) +
                             " did not return this block");
-    // The kernel frees the area lazily and flushes before reuse; we free it
-    // now, so we flush now.
-    flushes_.flush(va_start, va_start + block_size_, flush_reason::free_block);
+    // Every page of the block was unmapped by vb_free() (free + dirty ==
+    // BITS), but some may be stale still. The kernel frees the area lazily
+    // and flushes before it can be reused; we free it now, so we flush
+    // first: the range must not become allocatable while a page is stale.
+    tlb_.flush(va_start, va_start + block_size_, flush_reason::free_block);
     lock_stats s = vb->lock.stats();
     retired_vb_acq_.fetch_add(s.acquisitions, std::memory_order_relaxed);
     retired_vb_con_.fetch_add(s.contentions, std::memory_order_relaxed);
@@ -571,6 +586,7 @@ inline errc allocator::vb_free(unsigned long addr, unsigned long size) {
     // sections; our page table is this array, so one section does both.
     for (unsigned i = 0; i < n; ++i)
         vb->pages[offset + i].store(nullptr, std::memory_order_relaxed);
+    tlb_.unmap(range_kind::small, addr, addr + size); // stale until flushed
     vb->dirty_min = std::min(vb->dirty_min, offset);
     vb->dirty_max = std::max(vb->dirty_max, offset + n);
     unsigned dirty = vb->dirty.load(std::memory_order_relaxed) + n;
@@ -707,7 +723,7 @@ inline void allocator::vm_unmap_aliases() {
 #endif
     free_purged_blocks(purge);
     if (flush)
-        flushes_.flush(start, end, flush_reason::unmap_aliases);
+        tlb_.flush(start, end, flush_reason::unmap_aliases);
 }
 
 // ---------------------------------------------------------------------------
@@ -762,7 +778,20 @@ inline errc allocator::vm_unmap_ram(unsigned long addr, unsigned count) {
     if (VMAP_WARN_ON_ONCE(diag_, !va,
                           "vm_unmap_ram: no mapping starts at " + vmap_area_allocator::hex(addr)))
         return errc::not_mapped;
-    flushes_.flush(va->va_start, va->va_end, flush_reason::large_unmap);
+    const unsigned long start = va->va_start, end = va->va_end;
+#if defined(VMAP_BUG_VARIANT_RELEASE_BEFORE_FLUSH)
+    // BUG VARIANT release_before_flush (this port's own order before the TLB
+    // invariant was checked): the range is allocatable again before the
+    // flush, so another CPU may map it while stale translations survive.
+    areas_.free_unlinked(std::move(va));
+    tlb_.flush(start, end, flush_reason::large_unmap);
+#else
+    // Flush before the range can be handed out again (the kernel's order:
+    // free_unmap_vmap_area() puts it on the lazy list, which is flushed
+    // before its areas return to the free space).
+    tlb_.flush(start, end, flush_reason::large_unmap);
+    areas_.free_unlinked(std::move(va));
+#endif
     return errc::ok;
 }
 
@@ -867,7 +896,7 @@ inline allocator_stats allocator::stats() const {
     st.blocks_created = blocks_created_.load(std::memory_order_relaxed);
     st.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
     st.blocks_purged = blocks_purged_.load(std::memory_order_relaxed);
-    st.flushes = self->flushes_.flushes();
+    st.flushes = tlb_.flushes();
     return st;
 }
 

@@ -8,8 +8,8 @@
 //   bitmap.hpp      used_map
 //   list.hpp        RCU-safe free lists
 //   xarray.hpp      64-way radix tree with lock-free loads
+//   tlb_log.hpp     what a TLB would see: unmaps, flushes, hand-outs, stamped
 //   vmap_area.hpp   the VA-range allocator
-//   flush_log.hpp   TLB-flush bookkeeping
 //   vmap_block.hpp  struct vmap_block, struct vmap_block_queue
 //   allocator.hpp   vm_map_ram / vm_unmap_ram / vm_unmap_aliases / vread
 //   audit.hpp       allocator::check()

@@ -13,9 +13,13 @@
 // Busy areas live in busy_ (start -> area) for lookup by address.
 // Invariants (audit()): free ranges are disjoint, never adjacent (coalesced)
 // and inside [start, end); busy areas are disjoint from each other and from
-// free space; free + busy bytes == the range size; the two indexes hold
-// exactly the ranges they should.
+// free space; free + busy + unlinked (taken out by find_unlink(), not yet
+// returned) bytes == the range size; the two indexes hold exactly the ranges
+// they should.
 // Everything runs under one lock, the seed's top contended "vmap_area_lock".
+// Under it, every area handed out, unlinked (its translations gone) and
+// returned is stamped in the TLB log (tlb_log.hpp), so the log's order is the
+// lock's.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +35,7 @@
 #include <vector>
 
 #include <vmap/spinlock.hpp>
+#include <vmap/tlb_log.hpp>
 
 namespace vmap {
 
@@ -49,10 +54,11 @@ struct vmap_area {
 class vmap_area_allocator {
   public:
     // [start, start + size) is managed; `block` is the block size (a power
-    // of two), the one alignment besides `page` that alloc() serves.
+    // of two), the one alignment besides `page` that alloc() serves. Events
+    // go to `tlb`, if given.
     vmap_area_allocator(unsigned long start, unsigned long size, unsigned long page,
-                        unsigned long block)
-        : start_(start), end_(start + size), page_(page), block_(block) {
+                        unsigned long block, tlb_log* tlb = nullptr)
+        : start_(start), end_(start + size), page_(page), block_(block), tlb_(tlb) {
         insert_free(start_, end_);
     }
 
@@ -87,24 +93,31 @@ class vmap_area_allocator {
         va->pages.assign(pages.begin(), pages.end());
         vmap_area* raw = va.get();
         busy_.emplace(at, std::move(va));
+        if (tlb_)
+            tlb_->hand_out(kind_of(flags), at, at + size);
         return raw;
     }
 
-    // free_vmap_area(): returns the range and destroys `va`.
+    // free_vmap_area(): returns the range and destroys `va`. The caller has
+    // flushed every translation the range had.
     void free(vmap_area* va) {
         std::lock_guard<spinlock> g(lock_);
         auto it = busy_.find(va->va_start);
         VMAP_BUG(it == busy_.end() || it->second.get() != va, "free of an unknown vmap_area");
         unsigned long s = va->va_start, e = va->va_end;
+        range_kind k = kind_of(va->flags);
         busy_.erase(it);
         release(s, e);
+        if (tlb_)
+            tlb_->release(k, s, e);
     }
 
     // find_unlink_vmap_area(): the busy area starting exactly at `addr` with
-    // `flags` and `size` bytes, removed from the busy tree and its range
-    // freed; the caller owns the returned area. nullptr if there is none;
-    // then *wrong_size says whether one was there with another size (and
-    // was left alone).
+    // `flags` and `size` bytes, removed from the busy tree: its translations
+    // are gone (nothing finds its pages any more), but its range is not free
+    // yet; the caller flushes, then hands it to free_unlinked(). nullptr if
+    // there is none; then *wrong_size says whether one was there with
+    // another size (and was left alone).
     std::unique_ptr<vmap_area> find_unlink(unsigned long addr, unsigned flags, unsigned long size,
                                            bool* wrong_size) {
         std::lock_guard<spinlock> g(lock_);
@@ -118,8 +131,22 @@ class vmap_area_allocator {
         }
         std::unique_ptr<vmap_area> va = std::move(it->second);
         busy_.erase(it);
-        release(va->va_start, va->va_end);
+        unlinked_ += va->va_end - va->va_start;
+        if (tlb_)
+            tlb_->unmap(kind_of(va->flags), va->va_start, va->va_end);
         return va;
+    }
+
+    // Returns the range of an area find_unlink() took out, once flushed:
+    // allocatable again. (The kernel's free_vmap_area_noflush() puts it on
+    // the lazy purge list instead, merged into free space after one batched
+    // flush; this port flushes and frees at once.)
+    void free_unlinked(std::unique_ptr<vmap_area> va) {
+        std::lock_guard<spinlock> g(lock_);
+        unlinked_ -= va->va_end - va->va_start;
+        release(va->va_start, va->va_end);
+        if (tlb_)
+            tlb_->release(kind_of(va->flags), va->va_start, va->va_end);
     }
 
     // find_vmap_area(): calls f(area or nullptr) for the busy area containing
@@ -202,8 +229,8 @@ class vmap_area_allocator {
             busy_sum += va->va_end - s;
             busy_end = va->va_end;
         }
-        if (free_sum + busy_sum != end_ - start_)
-            out.push_back("vmap_area: free + busy bytes != range size");
+        if (free_sum + busy_sum + unlinked_ != end_ - start_)
+            out.push_back("vmap_area: free + busy + unlinked bytes != range size");
     }
 
     static std::string hex(unsigned long v) {
@@ -213,6 +240,9 @@ class vmap_area_allocator {
     }
 
   private:
+    static range_kind kind_of(unsigned flags) {
+        return flags & VMAP_BLOCK ? range_kind::block : range_kind::large;
+    }
     static unsigned long round_up(unsigned long v, unsigned long a) {
         return (v + a - 1) & ~(a - 1);
     }
@@ -272,6 +302,8 @@ class vmap_area_allocator {
     }
 
     unsigned long start_, end_, page_, block_;
+    tlb_log* tlb_;
+    unsigned long unlinked_ = 0; // bytes between find_unlink() and free_unlinked()
     mutable spinlock lock_{"vmap_area_lock"};
     std::map<unsigned long, unsigned long> free_;
     std::set<std::pair<unsigned long, unsigned long>> by_size_;
