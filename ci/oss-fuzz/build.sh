@@ -29,9 +29,9 @@
 #
 # Locally (what the engine does for libfuzzer + address; `undefined`: see
 # ci/README.md):
-#   SANITIZER=address CC=clang-14 CXX=clang++-14 \
-#   CFLAGS="-O1 -fno-omit-frame-pointer -gline-tables-only -fsanitize=address -fsanitize-address-use-after-scope -fsanitize=fuzzer-no-link" \
-#   CXXFLAGS="$CFLAGS" LIB_FUZZING_ENGINE=-fsanitize=fuzzer OUT=/tmp/out ci/oss-fuzz/build.sh
+#   export SANITIZER=address CC=clang-14 CXX=clang++-14 OUT=/tmp/out LIB_FUZZING_ENGINE=-fsanitize=fuzzer
+#   export CFLAGS="-O1 -fno-omit-frame-pointer -gline-tables-only -fsanitize=address -fsanitize-address-use-after-scope -fsanitize=fuzzer-no-link"
+#   export CXXFLAGS="$CFLAGS"; ci/oss-fuzz/build.sh
 # With Debian's afl++ instead: CC=afl-clang-fast CXX=afl-clang-fast++ CFLAGS= CXXFLAGS=
 # LIB_FUZZING_ENGINE=-fsanitize=fuzzer (see ci/README.md).
 set -euo pipefail
