@@ -13,6 +13,8 @@
 // thread before the threads start; the workers only record what went wrong,
 // and the main thread asserts after join (RapidCheck is not thread-safe).
 // After join, at quiescence:
+//   - the TLB log of all threads, replayed in stamp order: nothing was
+//     handed out while a page of it was stale;
 //   - no WARN; allocator::check() finds nothing;
 //   - the models agree with the allocator and with each other: mappings of
 //     different threads never overlap; every page of every live mapping
@@ -24,6 +26,7 @@
 //     free.
 // Under the tsan preset ThreadSanitizer watches every run as well.
 #include "common.hpp"
+#include "harness/tlb.hpp"
 
 #include <latch>
 #include <map>
@@ -53,7 +56,8 @@ void error(worker& w, std::size_t i, const harness::op& o, const std::string& wh
                            harness::to_string(o) + "): " + what);
 }
 
-void run_worker(vmap::allocator& a, worker& w, std::latch& go) {
+void run_worker(vmap::allocator& a, worker& w, unsigned id, std::latch& go) {
+    a.tlb().attach_this_thread(id);
     vmap::cpu_binding bind(w.cpu);
     harness::model& m = w.model;
     const auto& cpus = a.cpus().possible_cpus();
@@ -129,6 +133,10 @@ void check_after_join(vmap::allocator& a, std::vector<std::unique_ptr<worker>>& 
         if (!w->errors.empty())
             RC_FAIL(w->errors.front());
     RC_ASSERT(a.diag().warn_hits() == 0u);
+    // Every hand-out of every thread, at its own stamp (harness/tlb.hpp).
+    harness::tlb_model tlb(a.page_size());
+    if (std::string e = tlb.apply(a.tlb().take()); !e.empty())
+        RC_FAIL(e);
     std::vector<std::string> v = a.check();
     if (!v.empty())
         RC_FAIL("allocator::check() after join: " + first_of(v));
@@ -187,6 +195,8 @@ void check_after_join(vmap::allocator& a, std::vector<std::unique_ptr<worker>>& 
     RC_ASSERT(a.stats().blocks_live == 0u);
     RC_ASSERT(a.areas().busy_count() == 0u);
     RC_ASSERT(a.areas().free_bytes() == a.vmalloc_end() - a.vmalloc_start());
+    if (std::string e = tlb.apply(a.tlb().take()); !e.empty())
+        RC_FAIL(e);
 }
 
 } // namespace
@@ -217,8 +227,8 @@ RC_GTEST_PROP(concurrency, threads_agree_with_their_models_and_check_passes, ())
     std::latch go(threads);
     {
         std::vector<std::thread> ts;
-        for (auto& w : ws)
-            ts.emplace_back(run_worker, std::ref(a), std::ref(*w), std::ref(go));
+        for (unsigned i = 0; i < threads; ++i)
+            ts.emplace_back(run_worker, std::ref(a), std::ref(*ws[i]), i, std::ref(go));
         for (std::thread& t : ts)
             t.join();
     }
