@@ -19,6 +19,10 @@
 //               list that is not in an xarray.
 //   areas     - vmap_area_allocator::audit; every VMAP_BLOCK area has its
 //               block; the live-block counter matches.
+// Not here: the TLB promise (no range handed out while a page of it may be
+// stale). It is a property of the history, not of one state, so the
+// harness's TLB model judges it from the stamped TLB log (tlb_log.hpp,
+// fuzz/harness/tlb.hpp); check() only sees that unlinked areas are counted.
 #pragma once
 
 #include <map>
