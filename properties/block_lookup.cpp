@@ -109,10 +109,7 @@ RC_GTEST_PROP(block_lookup, every_page_of_a_live_mapping_resolves_to_its_block, 
 
 // Small blocks, many unmaps: blocks fill, become fully dirty and are freed.
 RC_GTEST_PROP(block_lookup, a_block_is_freed_exactly_when_all_its_pages_are_dirty, ()) {
-    props::config_options copt;
-    copt.exhaust = true;
-    copt.errors = props::error_paths::never;
-    props::config_draw c = *props::gen_config(copt);
+    props::config_draw c = *props::gen_exhausting_config();
     props::op_options opt;
     opt.map_weight = 48;
     opt.aliases_weight = 2;

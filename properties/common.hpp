@@ -97,6 +97,15 @@ inline rc::Gen<config_draw> gen_config(config_options opt = {}) {
     });
 }
 
+// Small ranges that runs exhaust, valid calls only: where blocks fill,
+// fragment, get purged and ranges come back.
+inline rc::Gen<config_draw> gen_exhausting_config() {
+    config_options opt;
+    opt.exhaust = true;
+    opt.errors = error_paths::never;
+    return gen_config(opt);
+}
+
 // Page counts in the decoder's classes: one page, a small multi-page
 // request (2..64 = VMAP_MAX_ALLOC), a large one (65..146), and 0 pages
 // (a documented misuse) only when error paths are on.

@@ -127,10 +127,7 @@ RC_GTEST_PROP(flushing, vm_unmap_aliases_flushes_every_freed_page_once, ()) {
 // Small blocks fill up (free == 0: on no free list) and fragment (purge
 // candidates on both sides of the threshold).
 RC_GTEST_PROP(flushing, full_and_fragmented_blocks_are_flushed_and_purged_right, ()) {
-    props::config_options copt;
-    copt.exhaust = true;
-    copt.errors = props::error_paths::never;
-    props::config_draw c = *props::gen_config(copt);
+    props::config_draw c = *props::gen_exhausting_config();
     props::op_options opt;
     opt.map_weight = 48;
     opt.aliases_weight = 10;
@@ -138,10 +135,7 @@ RC_GTEST_PROP(flushing, full_and_fragmented_blocks_are_flushed_and_purged_right,
 }
 
 RC_GTEST_PROP(flushing, no_fresh_mapping_contains_a_stale_page, ()) {
-    props::config_options copt;
-    copt.exhaust = true;
-    copt.errors = props::error_paths::never;
-    props::config_draw c = *props::gen_config(copt);
+    props::config_draw c = *props::gen_exhausting_config();
     props::op_options opt;
     opt.map_weight = 40;
     opt.aliases_weight = 2;
