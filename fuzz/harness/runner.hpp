@@ -316,7 +316,8 @@ class runner {
         auto covers = [&](const vmap::tlb_event& e) {
             return e.start <= unmapped_start && unmapped_end <= e.end;
         };
-        for (const vmap::tlb_event& e : alloc_.tlb().take()) {
+        alloc_.tlb().take(events_);
+        for (const vmap::tlb_event& e : events_) {
             if (std::string v = tlb_.apply(e); !v.empty())
                 fail(v + "\n  stale pages:\n" + tlb_.describe());
             if (e.kind == vmap::tlb_event_kind::unmap && covers(e))
@@ -460,6 +461,7 @@ class runner {
     vmap::allocator alloc_;
     harness::model model_;
     harness::tlb_model tlb_;
+    std::vector<vmap::tlb_event> events_; // drain_tlb()'s buffer, reused
     std::string cfg_text_;
     std::unique_ptr<vmap::cpu_binding> binding_;
     unsigned cpu_ = 0;

@@ -150,8 +150,21 @@ class tlb_log {
     // Everything recorded since the last take(), in stamp order. The
     // recording threads must be quiescent (see the top of this file).
     std::vector<tlb_event> take() {
-        std::lock_guard<std::mutex> g(registry_);
         std::vector<tlb_event> all;
+        take(all);
+        return all;
+    }
+    // The same into `all` (cleared first), reusing its storage: a harness
+    // that drains after every operation allocates nothing.
+    void take(std::vector<tlb_event>& all) {
+        std::lock_guard<std::mutex> g(registry_);
+        all.clear();
+        if (buffers_.size() == 1) {
+            for (tlb_event& e : buffers_[0]->events)
+                e.thread = buffers_[0]->tag;
+            all.swap(buffers_[0]->events);
+            return;
+        }
         for (auto& b : buffers_) {
             for (tlb_event& e : b->events)
                 e.thread = b->tag;
@@ -161,7 +174,6 @@ class tlb_log {
         if (buffers_.size() > 1)
             std::sort(all.begin(), all.end(),
                       [](const tlb_event& a, const tlb_event& b) { return a.stamp < b.stamp; });
-        return all;
     }
     std::size_t pending() const {
         std::lock_guard<std::mutex> g(registry_);
