@@ -42,12 +42,10 @@ class tlb_model {
         case vmap::tlb_event_kind::flush:
             stale_.erase(stale_.lower_bound(first_page(e.start)), stale_.lower_bound(e.end));
             break;
-        case vmap::tlb_event_kind::hand_out: {
-            auto it = stale_.lower_bound(first_page(e.start));
-            if (it != stale_.end() && it->first < e.end)
+        case vmap::tlb_event_kind::hand_out:
+            if (auto it = first_stale(e.start, e.end); it != stale_.end())
                 return violation(e, it->first, it->second);
             break;
-        }
         case vmap::tlb_event_kind::release:
             released_[e.start] = e;
             break;
@@ -64,6 +62,11 @@ class tlb_model {
     }
 
     bool stale(unsigned long page) const { return stale_.count(page) != 0; }
+    // Whether a page of [start, end) is stale now (a test's question at a
+    // release; the promise itself is judged at hand-out by apply()).
+    bool any_stale(unsigned long start, unsigned long end) const {
+        return first_stale(start, end) != stale_.end();
+    }
     std::size_t stale_count() const { return stale_.size(); }
 
     // The stale set in a few lines: runs of pages, each with the unmap that
@@ -101,6 +104,11 @@ class tlb_model {
   private:
     static std::string hex(unsigned long v) { return vmap::vmap_area_allocator::hex(v); }
     unsigned long first_page(unsigned long a) const { return a & ~(page_ - 1); }
+    std::map<unsigned long, vmap::tlb_event>::const_iterator first_stale(unsigned long start,
+                                                                         unsigned long end) const {
+        auto it = stale_.lower_bound(first_page(start));
+        return it != stale_.end() && it->first < end ? it : stale_.end();
+    }
 
     std::string violation(const vmap::tlb_event& out, unsigned long page,
                           const vmap::tlb_event& unmapped) const {
