@@ -11,7 +11,14 @@
 //   tlb_log.hpp     what a TLB would see: unmaps, flushes, hand-outs, stamped
 //   vmap_area.hpp   the VA-range allocator
 //   vmap_block.hpp  struct vmap_block, struct vmap_block_queue
-//   allocator.hpp   vm_map_ram / vm_unmap_ram / vm_unmap_aliases / vread
+//   allocator.hpp   config, the allocator class, construction and statistics;
+//                   its parts, one per group of mm/vmalloc.c:
+//     kva.hpp         alloc_vmap_area(): the address-space lifecycle
+//     vb_hash.hpp     addr_to_vb_xa(), addr_to_vb_idx()
+//     vb_alloc.hpp    vb_alloc(), new_vmap_block()
+//     vb_free.hpp     vb_free(), purging, vm_unmap_aliases()
+//     map_ram.hpp     vm_map_ram(), vm_unmap_ram()
+//     vread.hpp       vread(), translate()
 //   audit.hpp       allocator::check()
 #pragma once
 
