@@ -159,6 +159,12 @@ void run_thread(vmap::allocator& a, harness::model& m, unsigned id, unsigned cpu
         case harness::op_kind::purge_all:
             a.purge_fragmented_blocks_allcpus();
             break;
+        case harness::op_kind::drain:
+            a.run_drain_work(); // this thread is the worker, at this step
+            break;
+        case harness::op_kind::shrink:
+            a.vmap_node_shrink_scan(); // memory pressure, at this step
+            break;
         case harness::op_kind::switch_cpu:
             binding.reset();
             binding = std::make_unique<vmap::cpu_binding>(possible[o.cpu % possible.size()]);

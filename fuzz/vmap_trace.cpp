@@ -30,9 +30,9 @@ std::vector<std::uint8_t> read_file(const char* path) {
 }
 
 const char* kind_name(harness::op_kind k) {
-    static constexpr const char* names[] = {"map",           "unmap", "vread",
-                                            "unmap_aliases", "purge", "switch_cpu",
-                                            "bad_unmap",     "check", "purge_all"};
+    static constexpr const char* names[] = {"map",       "unmap",      "vread",     "unmap_aliases",
+                                            "purge",     "switch_cpu", "bad_unmap", "check",
+                                            "purge_all", "drain",      "shrink"};
     return names[static_cast<unsigned>(k)];
 }
 

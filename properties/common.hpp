@@ -10,7 +10,9 @@
 //     fuzzers' encoding and decoded by harness::decode_config(), so the
 //     properties and the fuzz targets cover the same space (sparse masks,
 //     both schemes, all three keys, page and block sizes, small ranges that
-//     exhaust, the full 32 TiB). Shrinks towards mask {0}, flags 0, 2 blocks.
+//     exhaust, the full 32 TiB, one node or one per CPU, lazy_max_pages
+//     from the kernel's formula down to 1). Shrinks towards mask {0},
+//     flags 0, 2 blocks, the kernel's lifecycle.
 //   - gen_op(): one harness::op, with the decoder's count classes.
 //   - throwing_options(): runner_options whose failure handler is RC_FAIL.
 //   - live_blocks(), small_pages(), hex(): small helpers for the direct checks.
@@ -88,10 +90,13 @@ inline rc::Gen<config_draw> gen_config(config_options opt = {}) {
         // decoder reads it from the range byte's otherwise unused part.
         bool dense =
             *rc::gen::weightedOneOf<bool>({{2, rc::gen::just(false)}, {1, rc::gen::just(true)}});
+        // The lifecycle knobs (vmap_nodes, lazy_max_pages) live there too;
+        // 0 (one node, the kernel's lazy_max_pages()) is the shrink target.
+        unsigned lifecycle = *rc::gen::inRange(0u, c.range < 240 ? 5u : 8u);
         if (c.range < 240)
-            c.range = static_cast<std::uint8_t>(c.range % 24 + (dense ? 24 : 0));
+            c.range = static_cast<std::uint8_t>(c.range % 24 + 24 * (2 * lifecycle + dense));
         else
-            c.range = static_cast<std::uint8_t>((c.range & ~1u) | (dense ? 1u : 0u));
+            c.range = static_cast<std::uint8_t>(240 + 2 * lifecycle + dense);
         c.cfg = harness::decode_config(c.mask, c.flags, c.range, c.error_paths);
         return c;
     });
@@ -137,6 +142,8 @@ inline rc::Gen<harness::op> gen_op(op_options opt) {
         {opt.aliases_weight, op_kind::unmap_aliases},
         {4, op_kind::purge},
         {2, op_kind::purge_all},
+        {4, op_kind::drain},
+        {2, op_kind::shrink},
         {6 * single, op_kind::switch_cpu},
         {2 * single, op_kind::check},
         {bad, op_kind::bad_unmap},
@@ -171,6 +178,8 @@ inline rc::Gen<harness::op> gen_op(op_options opt) {
         case op_kind::unmap_aliases:
         case op_kind::check:
         case op_kind::purge_all:
+        case op_kind::drain:
+        case op_kind::shrink:
             break;
         }
         return o;

@@ -118,6 +118,12 @@ void run_worker(vmap::allocator& a, worker& w, unsigned id, std::latch& go) {
         case harness::op_kind::purge_all:
             a.purge_fragmented_blocks_allcpus();
             break;
+        case harness::op_kind::drain:
+            a.run_drain_work();
+            break;
+        case harness::op_kind::shrink:
+            a.vmap_node_shrink_scan();
+            break;
         default:
             break; // not drawn for threads
         }
@@ -187,14 +193,8 @@ void check_after_join(vmap::allocator& a, std::vector<std::unique_ptr<worker>>& 
             w->model.remove(0);
         }
     }
-    a.vm_unmap_aliases();
-    a.purge_fragmented_blocks_allcpus();
-    v = a.check();
-    if (!v.empty())
-        RC_FAIL("allocator::check() after unmapping everything: " + first_of(v));
-    RC_ASSERT(a.stats().blocks_live == 0u);
-    RC_ASSERT(a.areas().busy_count() == 0u);
-    RC_ASSERT(a.areas().free_bytes() == a.vmalloc_end() - a.vmalloc_start());
+    if (std::string e = harness::check_drained(a); !e.empty())
+        RC_FAIL("after unmapping everything: " + e);
     if (std::string e = tlb.apply(a.tlb().take()); !e.empty())
         RC_FAIL(e);
 }

@@ -61,6 +61,8 @@ TEST_P(Stress, RandomOps) {
         cfg.vmalloc_size = sc.blocks * (128UL << 8);
     cfg.on_warn = vmap::warn_policy::abort;
     cfg.record_tlb = false;
+    cfg.vmap_nodes = 0;       // one per possible CPU: the pools are in use
+    cfg.lazy_max_pages = 256; // the drain work is due often
     vmap::allocator a(cfg);
 
     const unsigned nthreads = 4;
@@ -107,8 +109,12 @@ TEST_P(Stress, RandomOps) {
                 } else if (r < 95) {
                     const harness::mapping& mp = m.at(static_cast<unsigned>(rng()));
                     e = harness::check_vread(a, m, mp.addr, mp.count * a.page_size());
-                } else if (r < 98) {
+                } else if (r < 97) {
                     a.vm_unmap_aliases();
+                } else if (r < 98) {
+                    a.run_drain_work(); // this thread is the drain worker now
+                } else if (r < 99 && t == 1) {
+                    a.vmap_node_shrink_scan();
                 } else {
                     a.purge_fragmented_blocks_allcpus();
                 }
@@ -141,6 +147,8 @@ TEST_P(Stress, VmMapRamTest) {
     cfg.scheme = sc.scheme;
     cfg.on_warn = vmap::warn_policy::abort;
     cfg.record_tlb = false;
+    cfg.vmap_nodes = 0;       // one per possible CPU: the pools are in use
+    cfg.lazy_max_pages = 256; // the drain work is due often
     vmap::allocator a(cfg);
     const unsigned nthreads = 4, loops = ops_from_env(4000) * 2;
     std::vector<std::string> errors(nthreads);

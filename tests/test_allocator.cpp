@@ -195,11 +195,18 @@ TEST_P(Allocator, ABlockIsFreedWhenAllItsPagesAreDirty) {
     EXPECT_EQ(st.blocks_purged, 0u);
     EXPECT_EQ(st.blocks_live, 1u);
     EXPECT_EQ(m.a->find_block(block), nullptr);
+    // Its area is freed lazily: no flush yet, and not reusable until one.
+    EXPECT_TRUE(m.flush_seen.empty());
+    EXPECT_EQ(st.lazy_pages, static_cast<long>(bits()));
+    EXPECT_FALSE(m.unflushed.empty());
+    ASSERT_NO_FATAL_FAILURE(m.expect_check_clean());
+    // The next lazy purge flushes the whole block, then returns it.
+    ASSERT_NO_FATAL_FAILURE(m.unmap_aliases());
     ASSERT_EQ(m.flush_seen.size(), 1u);
     EXPECT_EQ(m.flush_seen[0].start, block);
     EXPECT_EQ(m.flush_seen[0].end, block + m.a->block_size());
-    EXPECT_EQ(m.flush_seen[0].reason, flush_reason::free_block);
-    EXPECT_TRUE(m.unflushed.empty());
+    EXPECT_EQ(m.flush_seen[0].reason, flush_reason::lazy_purge);
+    EXPECT_EQ(m.a->stats().lazy_pages, 0);
     ASSERT_NO_FATAL_FAILURE(m.expect_check_clean());
 }
 
@@ -219,15 +226,16 @@ TEST_P(Allocator, UnmapAliasesFlushesEveryUnmappedPageOnce) {
     ASSERT_NO_FATAL_FAILURE(m.unmap(full_addrs[1])); // a hole in the full block
     ASSERT_NO_FATAL_FAILURE(m.unmap(p1.addr));
     EXPECT_FALSE(m.unflushed.empty());
-    ASSERT_NO_FATAL_FAILURE(m.unmap(big.addr)); // flushed at once
+    ASSERT_NO_FATAL_FAILURE(m.unmap(big.addr)); // lazy: flushed by the next purge
     std::size_t before = m.flush_seen.size();
     ASSERT_NO_FATAL_FAILURE(m.unmap_aliases());
-    // One merged range, covering the full block's holes and p1.
+    // One merged range, covering the full block's holes, p1 and the lazy
+    // large area: the lazy purge flushes for vm_unmap_aliases too.
     ASSERT_EQ(m.flush_seen.size(), before + 1);
     const vmap::tlb_event& f = m.flush_seen.back();
-    EXPECT_EQ(f.reason, flush_reason::unmap_aliases);
-    EXPECT_LE(f.start, full_addrs[1]);
-    EXPECT_GE(f.end, p1.addr + 8 * 4096);
+    EXPECT_EQ(f.reason, flush_reason::lazy_purge);
+    EXPECT_LE(f.start, std::min(full_addrs[1], big.addr));
+    EXPECT_GE(f.end, std::max(p1.addr + 8 * 4096, big.addr + 70 * 4096));
     EXPECT_NE(m.a->find_block(full), nullptr);
     // Maps in between do not make the next call flush.
     ASSERT_TRUE(m.map(cpu, 4, 30));
@@ -268,7 +276,7 @@ TEST_P(Allocator, NonForcedPurgeSparesBlocksWithFreePagesAtOrAboveTheThreshold) 
         if (free < t) {
             EXPECT_EQ(m.a->find_block(block), nullptr) << "not purged";
             EXPECT_EQ(m.a->stats().blocks_purged, purged + 1);
-            EXPECT_EQ(f.reason, flush_reason::free_block);
+            EXPECT_EQ(f.reason, flush_reason::lazy_purge); // its area, lazily freed
             EXPECT_EQ(f.start, block);
             EXPECT_EQ(f.end, block + m.a->block_size());
         } else {
@@ -282,7 +290,10 @@ TEST_P(Allocator, NonForcedPurgeSparesBlocksWithFreePagesAtOrAboveTheThreshold) 
             m.drain();
             EXPECT_EQ(m.a->find_block(block), nullptr) << "forced purge left it";
             EXPECT_EQ(m.a->stats().blocks_purged, purged + 1);
-            EXPECT_EQ(m.flush_seen.back().reason, flush_reason::free_block);
+            EXPECT_EQ(m.a->stats().lazy_pages, static_cast<long>(bits()));
+            ASSERT_NO_FATAL_FAILURE(m.unmap_aliases()); // the lazy purge flushes it
+            EXPECT_EQ(m.flush_seen.back().reason, flush_reason::lazy_purge);
+            EXPECT_EQ(m.flush_seen.back().start, block);
         }
         ASSERT_NO_FATAL_FAILURE(m.expect_check_clean());
     }

@@ -120,6 +120,8 @@ TEST_P(Threads, MapReadUnmapOnEveryCpuWithConcurrentUnmapAliases) {
     c.bbmap_bits = 128; // small blocks: frequent block frees and purges
     c.page_shift = 8;   // small pages: cheap reads under TSan
     c.record_tlb = false;
+    c.vmap_nodes = 0;       // one per possible CPU: the pools are in use
+    c.lazy_max_pages = 128; // the drain work is due often
     vmap::allocator a(c);
 
     const int ops = 4000;
@@ -141,6 +143,9 @@ TEST_P(Threads, MapReadUnmapOnEveryCpuWithConcurrentUnmapAliases) {
         go.arrive_and_wait();
         while (running.load() > 0) {
             a.vm_unmap_aliases();
+            a.run_drain_work();
+            if (aliases % 8 == 0)
+                a.vmap_node_shrink_scan();
             ++aliases;
             if (aliases % 4 == 0) {
                 a.purge_fragmented_blocks(cpus[rng() % cpus.size()]);

@@ -110,7 +110,7 @@ TEST(TlbLog, MergesThreadsInStampOrderWithTheirTags) {
 TEST(TlbLog, RecordsNothingWhenOffButCountsFlushes) {
     vmap::tlb_log log(false);
     std::uint64_t before = log.now();
-    log.flush(0, page, flush_reason::free_block);
+    log.flush(0, page, flush_reason::lazy_purge);
     log.hand_out(range_kind::large, 0, page);
     EXPECT_EQ(log.pending(), 0u);
     EXPECT_EQ(log.flushes(), 1u);
@@ -147,7 +147,7 @@ std::vector<tlb_event> checked_releases(const mapper& m, range_kind kind) {
     return out;
 }
 
-TEST(TlbPaths, VbFreeOfTheLastPageFlushesTheBlockBeforeFreeingIt) {
+TEST(TlbPaths, VbFreeOfTheLastPageFreesTheBlockLazily) {
     mapper m(small_config());
     std::vector<unsigned long> addrs;
     for (unsigned i = 0; i < 128 / 8; ++i) {
@@ -158,6 +158,9 @@ TEST(TlbPaths, VbFreeOfTheLastPageFlushesTheBlockBeforeFreeingIt) {
     for (unsigned long a : addrs)
         ASSERT_NO_FATAL_FAILURE(m.unmap(a));
     ASSERT_EQ(m.a->stats().blocks_freed, 1u);
+    EXPECT_TRUE(checked_releases(m, range_kind::block).empty()) << "returned before any purge";
+    m.a->vm_unmap_aliases();
+    m.drain();
     EXPECT_EQ(checked_releases(m, range_kind::block).size(), 1u);
 }
 
@@ -184,12 +187,15 @@ TEST(TlbPaths, UnmapAliasesPurgesAFragmentedBlockOnlyAfterFlushingIt) {
     EXPECT_EQ(checked_releases(m, range_kind::block).size(), 1u);
 }
 
-TEST(TlbPaths, PurgeFragmentedBlocksFlushesBeforeFreeing) {
+TEST(TlbPaths, PurgeFragmentedBlocksFreesLazily) {
     mapper m(small_config());
     fragment(m, 64);
     m.a->purge_fragmented_blocks(0);
     m.drain();
     ASSERT_EQ(m.a->stats().blocks_purged, 1u);
+    EXPECT_TRUE(checked_releases(m, range_kind::block).empty()) << "returned before any purge";
+    m.a->vm_unmap_aliases();
+    m.drain();
     EXPECT_EQ(checked_releases(m, range_kind::block).size(), 1u);
 }
 
@@ -209,11 +215,15 @@ TEST(TlbPaths, ThePurgeOnExhaustionFlushesBeforeTheRetryHandsTheRangeOut) {
     ASSERT_FALSE(rel.empty()); // and checked_releases() judged every hand-out too
 }
 
-TEST(TlbPaths, TheLargeUnmapFlushesBeforeItsRangeIsFree) {
+TEST(TlbPaths, TheLargeUnmapIsFlushedByALazyPurgeBeforeItsRangeIsFree) {
     mapper m(small_config());
     vmap::map_result r = m.map(0, 100, 0);
     ASSERT_TRUE(r);
     ASSERT_NO_FATAL_FAILURE(m.unmap(r.addr));
+    EXPECT_EQ(m.a->stats().lazy_pages, 100);
+    EXPECT_TRUE(checked_releases(m, range_kind::large).empty()) << "returned before any purge";
+    m.a->vm_unmap_aliases();
+    m.drain();
     std::vector<tlb_event> rel = checked_releases(m, range_kind::large);
     ASSERT_EQ(rel.size(), 1u);
     EXPECT_EQ(rel[0].start, r.addr);
@@ -224,6 +234,57 @@ TEST(TlbPaths, TheLargeUnmapFlushesBeforeItsRangeIsFree) {
             order.push_back(e.kind);
     EXPECT_EQ(order, (std::vector<tlb_event_kind>{tlb_event_kind::unmap, tlb_event_kind::flush,
                                                   tlb_event_kind::release}));
+}
+
+// Past lazy_max_pages() the drain work is scheduled; it runs when someone
+// runs it (the work queue is an operation here) and purges everything lazy.
+TEST(TlbPaths, TheDrainWorkIsScheduledPastLazyMaxPagesAndPurges) {
+    vmap::config c = small_config();
+    c.lazy_max_pages = 150;
+    mapper m(c);
+    vmap::map_result r1 = m.map(0, 100, 0), r2 = m.map(0, 100, 1);
+    ASSERT_TRUE(r1 && r2);
+    ASSERT_NO_FATAL_FAILURE(m.unmap(r1.addr));
+    EXPECT_FALSE(m.a->drain_work_pending()) << "100 lazy pages are not past 150";
+    EXPECT_FALSE(m.a->run_drain_work());
+    ASSERT_NO_FATAL_FAILURE(m.unmap(r2.addr));
+    EXPECT_TRUE(m.a->drain_work_pending());
+    EXPECT_TRUE(checked_releases(m, range_kind::large).empty());
+    EXPECT_TRUE(m.a->run_drain_work());
+    EXPECT_FALSE(m.a->drain_work_pending());
+    m.drain();
+    EXPECT_EQ(checked_releases(m, range_kind::large).size(), 2u);
+    EXPECT_EQ(m.a->stats().lazy_pages, 0);
+    EXPECT_EQ(m.a->stats().drain_runs, 1u);
+    ASSERT_NO_FATAL_FAILURE(m.expect_check_clean());
+}
+
+// With two nodes a purged area refills its node's pool, and node_alloc()
+// hands it out again: only after the purge's flush covered it.
+TEST(TlbPaths, APooledAreaIsHandedOutAgainOnlyAfterItsFlush) {
+    vmap::config c = small_config();
+    c.vmap_nodes = 2;
+    mapper m(c);
+    vmap::map_result r = m.map(0, 100, 0);
+    ASSERT_TRUE(r);
+    ASSERT_NO_FATAL_FAILURE(m.unmap(r.addr));
+    m.a->vm_unmap_aliases();
+    m.drain();
+    EXPECT_EQ(m.a->stats().pooled_areas, 1u);
+    EXPECT_EQ(m.a->vmap_node_shrink_count(), 1u);
+    ASSERT_NO_FATAL_FAILURE(m.expect_check_clean());
+    vmap::map_result again = m.map(0, 100, 2);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again.addr, r.addr) << "the pool's area is reused first";
+    EXPECT_EQ(m.a->stats().pooled_areas, 0u);
+    checked_releases(m, range_kind::large); // judges the hand-out from the pool
+    ASSERT_NO_FATAL_FAILURE(m.unmap(again.addr));
+    m.a->vm_unmap_aliases();
+    m.a->vmap_node_shrink_scan(); // memory pressure: the pools go back to the free tree
+    m.drain();
+    EXPECT_EQ(m.a->vmap_node_shrink_count(), 0u);
+    EXPECT_EQ(m.a->stats().pooled_areas, 0u);
+    ASSERT_NO_FATAL_FAILURE(m.expect_check_clean());
 }
 
 } // namespace

@@ -202,7 +202,7 @@ TEST(VmapArea, FindUnlinkChecksSizeAndFlags) {
     EXPECT_EQ(a.free_bytes(), size - 4 * page - block);
     EXPECT_EQ(a.find_unlink(ram_start, VMAP_RAM, 4 * page, &wrong), nullptr); // gone
     EXPECT_AUDIT_CLEAN(a);
-    a.free_unlinked(std::move(got));
+    a.reclaim(std::move(got));
     EXPECT_EQ(a.free_bytes(), size - block);
     EXPECT_AUDIT_CLEAN(a);
 }
@@ -234,7 +234,7 @@ TEST(VmapAreaDeathTest, FreeOfAnUnknownAreaIsFatal) {
     vmap_area fake;
     fake.va_start = start;
     fake.va_end = start + page;
-    EXPECT_DEATH(a.free(&fake), "free of an unknown vmap_area");
+    EXPECT_DEATH(a.free(&fake), "unlink of an unknown vmap_area");
 }
 
 // The model: busy areas by start. Its gaps predict every placement.
@@ -318,7 +318,7 @@ TEST(VmapArea, RandomWalkAgainstAModel) {
                 ASSERT_EQ(got != nullptr, right_size);
                 ASSERT_EQ(wrong, !right_size);
                 if (got) {
-                    a.free_unlinked(std::move(got));
+                    a.reclaim(std::move(got));
                     m.erase(it);
                 }
             } else {

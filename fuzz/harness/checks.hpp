@@ -133,16 +133,21 @@ inline std::string check_xa_height(vmap::allocator& a) {
     return "";
 }
 
-// With every mapping gone: flush, purge; no block may be left and the range
-// must be whole again (nothing lost).
+// With every mapping gone: flush, then what alloc_vmap_area() does on
+// exhaustion (every fragmented block, every lazy area, the pools in full); no
+// block may be left, nothing lazy or pooled, and the range must be whole
+// again (nothing lost).
 inline std::string check_drained(vmap::allocator& a) {
     a.vm_unmap_aliases();
-    a.purge_fragmented_blocks_allcpus();
+    a.reclaim_and_purge_vmap_areas();
     if (std::string e = check_audit(a); !e.empty())
         return e;
     vmap::allocator_stats st = a.stats();
     if (st.blocks_live != 0)
         return std::to_string(st.blocks_live) + " blocks left after unmapping and purging all";
+    if (st.lazy_pages != 0 || st.pooled_areas != 0)
+        return std::to_string(st.lazy_pages) + " lazy pages and " +
+               std::to_string(st.pooled_areas) + " pooled areas left after a full purge";
     if (a.areas().busy_count() != 0 ||
         a.areas().free_bytes() != a.vmalloc_end() - a.vmalloc_start())
         return "the range is not whole again after unmapping everything (VA leaked)";

@@ -20,8 +20,15 @@
 //              bit 7     error paths: bad unmaps are decoded (else they
 //                        decode as plain unmaps) and BUG_ONs report
 //     range  : 0..239   (range % 24) + 2 blocks: small enough to exhaust;
-//                       key bit 0: dense if (range / 24) is odd
-//              240..255 the full 32 TiB; key bit 0: dense if range is odd
+//                       key bit 0: dense if (range / 24) is odd;
+//                       lifecycle l = (range / 24) >> 1 (0..4)
+//              240..255 the full 32 TiB; key bit 0: dense if range is odd;
+//                       lifecycle l = (range - 240) >> 1 (0..7)
+//              lifecycle: bit 0  vmap_nodes: 1, or the kernel's count (one
+//                                per possible CPU, so pools are used);
+//                         l >> 1 lazy_max_pages: the kernel's formula, one
+//                                block's pages, four blocks', or 1 (the
+//                                drain work is due after every free)
 //   op := opcode args
 //     opcode % 16:
 //       0-5   map        count fill      count byte k: k < 96 -> 1 page;
@@ -37,8 +44,10 @@
 //       11    purge      cpu             purge_fragmented_blocks(possible[cpu % n])
 //       12    switch_cpu cpu             run on possible[cpu % n]
 //       13    bad_unmap  kind handle arg (error paths only; else: unmap handle)
-//       14    check                      allocator::check()
-//       15    purge_all                  purge_fragmented_blocks_allcpus()
+//       14    opcode < 128: check        allocator::check()
+//             else: drain                run the drain work if it is scheduled
+//       15    opcode < 128: purge_all    purge_fragmented_blocks_allcpus()
+//             else: shrink               the vmap-node shrinker's scan
 //
 // A handle names a live mapping by position, so every op stays meaningful
 // whatever happened before; ops on an empty set of mappings do nothing.
@@ -64,6 +73,8 @@ enum class op_kind : std::uint8_t {
     bad_unmap,
     check,
     purge_all,
+    drain,  // run_drain_work(): drain_vmap_area_work, if scheduled
+    shrink, // vmap_node_shrink_scan()
 };
 
 // The misuses bad_unmap can make of vm_unmap_ram().
@@ -134,6 +145,11 @@ inline vmap::config decode_config(std::uint8_t mask, std::uint8_t flags, std::ui
     unsigned long block = static_cast<unsigned long>(c.bbmap_bits) << c.page_shift;
     c.vmalloc_start = vmap::default_vmalloc_start + ((flags & 0x40) ? (1UL << c.page_shift) : 0);
     c.vmalloc_size = range < 240 ? (range % 24 + 2) * block : vmap::default_vmalloc_size;
+    unsigned lifecycle = range < 240 ? (range / 24u) >> 1 : (range - 240u) >> 1;
+    c.vmap_nodes = (lifecycle & 1) ? 0 : 1;
+    static constexpr unsigned long lazy_blocks[] = {0, 1, 4};
+    unsigned lazy = (lifecycle >> 1) & 3;
+    c.lazy_max_pages = lazy == 3 ? 1 : lazy_blocks[lazy] * c.bbmap_bits;
     error_paths = flags & 0x80;
     c.on_bug = error_paths ? vmap::bug_policy::report : vmap::bug_policy::abort;
     c.warn_handler = nullptr;
@@ -209,10 +225,10 @@ inline std::vector<op> decode_ops(byte_reader& r, bool error_paths) {
             }
             break;
         case 14:
-            o.kind = op_kind::check;
+            o.kind = c < 128 ? op_kind::check : op_kind::drain;
             break;
         default:
-            o.kind = op_kind::purge_all;
+            o.kind = c < 128 ? op_kind::purge_all : op_kind::shrink;
             break;
         }
         ops.push_back(o);
@@ -259,6 +275,10 @@ inline std::string to_string(const op& o) {
         return "check";
     case op_kind::purge_all:
         return "purge_all";
+    case op_kind::drain:
+        return "drain_work";
+    case op_kind::shrink:
+        return "shrink";
     }
     return "?";
 }
@@ -267,9 +287,10 @@ inline std::string describe(const vmap::config& c, bool error_paths) {
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "possible=%s scheme=%s key=%s page_shift=%u bbmap_bits=%u start=%#lx size=%#lx "
-                  "error_paths=%d",
+                  "vmap_nodes=%u lazy_max_pages=%lu error_paths=%d",
                   c.possible.to_string().c_str(), vmap::to_string(c.scheme), vmap::to_string(c.key),
-                  c.page_shift, c.bbmap_bits, c.vmalloc_start, c.vmalloc_size, error_paths ? 1 : 0);
+                  c.page_shift, c.bbmap_bits, c.vmalloc_start, c.vmalloc_size, c.vmap_nodes,
+                  c.lazy_max_pages, error_paths ? 1 : 0);
     return buf;
 }
 

@@ -31,18 +31,26 @@
 // The global scheme has one xarray for all hash values: there dense is the
 // block index.
 //
-// Locking (the kernel's order): purge_lock -> RCU read side -> vb->lock ->
-// vbq->lock; xa_lock and vmap_area_lock are leaves.
+// Locking (the kernel's order): vmap_purge_lock -> RCU read side ->
+// vb->lock -> vbq->lock; xa_lock, vmap_area_lock (the kernel's
+// free_vmap_area_lock and busy.lock), vn->lazy.lock and vn->pool_lock are
+// leaves.
+//
+// The address-space lifecycle (kva.hpp, lazy.hpp, vmap_node.hpp) is the
+// kernel's: a freed area (a block's, or a large mapping's) is not returned at
+// once but put on its node's lazy list by free_vmap_area_noflush(); a purge
+// (__purge_vmap_area_lazy(): from vm_unmap_aliases(), the drain work once
+// vmap_lazy_nr passes lazy_max_pages(), or the purge on exhaustion) flushes
+// the TLB over every lazy area at once, and only then returns them to the
+// free space or to their node's pools. The drain work is not a thread: it
+// is scheduled by a flag and run by whoever calls run_drain_work().
 //
 // The TLB promise (tlb_log.hpp): no range is handed out while a stale
 // translation of it may survive. A page goes stale when vb_free() clears its
 // entry or a large unmap unlinks its area; it is flushed by
-// vm_unmap_aliases() (the blocks' dirty ranges), by free_vmap_block() (the
-// whole block, before its area is freed) and by the large unmap itself
-// (before its range is freed). Every path that returns address space
-// flushes first: free_vmap_block() (from vb_free, vm_unmap_aliases' purge,
-// purge_fragmented_blocks() and the purge on exhaustion) and the large path
-// of vm_unmap_ram(). The destructor returns nothing to anyone.
+// vm_unmap_aliases() (the blocks' dirty ranges) and by every lazy purge
+// (the lazy areas' ranges), and nothing returns address space but a lazy
+// purge, after its flush. The destructor returns nothing to anyone.
 //
 // Misuse has one documented answer each (also in README.md):
 //   vm_map_ram, no pages          WARN_ON_ONCE, errc::invalid_count
@@ -65,8 +73,12 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <climits>
 #include <cstring>
+#include <iterator>
+#include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -84,6 +96,7 @@
 #include <vmap/tlb_log.hpp>
 #include <vmap/vmap_area.hpp>
 #include <vmap/vmap_block.hpp>
+#include <vmap/vmap_node.hpp>
 #include <vmap/xarray.hpp>
 
 namespace vmap {
@@ -122,6 +135,13 @@ struct config {
     bug_policy on_bug = bug_policy::abort;
     diagnostics::handler_fn warn_handler = {};
     bool record_tlb = true; // keep the TLB event log (benchmarks turn it off)
+    // nr_vmap_nodes; 0: the kernel's clamp(num_possible_cpus(), 1, 128). With
+    // one node the pools are unused, as in the kernel.
+    unsigned vmap_nodes = 1;
+    // lazy_max_pages(); 0: the kernel's fls(num_online_cpus()) * (32 MiB /
+    // PAGE_SIZE). Tests and fuzzing set it low to make the drain work due
+    // within their small ranges.
+    unsigned long lazy_max_pages = 0;
 };
 
 enum class errc {
@@ -179,6 +199,9 @@ struct allocator_stats {
     lock_stats xa_lock, vbq_lock, vb_lock, vmap_area_lock;
     std::uint64_t blocks_live = 0, blocks_created = 0, blocks_freed = 0, blocks_purged = 0;
     std::uint64_t flushes = 0;
+    std::uint64_t lazy_purges = 0, drain_runs = 0; // purges that took areas; drain work run
+    long lazy_pages = 0;                           // vmap_lazy_nr now
+    std::uint64_t pooled_areas = 0;                // areas in all nodes' pools now
 };
 
 class allocator {
@@ -205,10 +228,21 @@ class allocator {
     // unmapped) at a fresh address, on the current CPU.
     map_result vm_map_ram(std::span<std::byte* const> pages);
     errc vm_unmap_ram(unsigned long addr, unsigned count);
-    // Flushes every lazily unmapped block range; purges fragmented blocks.
+    // Flushes every lazily unmapped block range and every lazy area, purges
+    // fragmented blocks: afterwards no page unmapped before has an alias.
     void vm_unmap_aliases();
     void purge_fragmented_blocks(unsigned cpu);
     void purge_fragmented_blocks_allcpus();
+    // drain_vmap_area_work, if free_vmap_area_noflush() scheduled it (the
+    // work item's pending bit); whether it ran.
+    bool run_drain_work();
+    bool drain_work_pending() const { return drain_pending_.load(std::memory_order_relaxed); }
+    // What alloc_vmap_area() does on exhaustion: purge every CPU's fragmented
+    // blocks, then every lazy area, pools decayed in full.
+    void reclaim_and_purge_vmap_areas();
+    // The "vmap-node" shrinker: the areas the pools hold; free them all.
+    unsigned long vmap_node_shrink_count();
+    void vmap_node_shrink_scan();
     // Copies [addr, addr + buf.size()) as mapped now; holes read as zero.
     void vread(unsigned long addr, std::span<std::byte> buf);
     // The byte `addr` maps to, or nullptr (the MMU walk, for tests/benches).
@@ -222,6 +256,13 @@ class allocator {
     unsigned long vmap_block_vaddr(unsigned long va_start, unsigned long pages_off);
     vmap_block_queue& queue(unsigned cpu) { return queues_[cpu]; }
     vmap_area_allocator& areas() { return areas_; }
+    unsigned nr_vmap_nodes() const { return nr_nodes_; }
+    vmap_node& node(unsigned id) { return nodes_[id]; }
+    unsigned addr_to_node_id(unsigned long addr) const;
+    unsigned long lazy_max_pages() const;
+    long vmap_lazy_nr() const { return vmap_lazy_nr_.load(std::memory_order_relaxed); }
+    // Whether an area on some node's lazy list contains `addr`.
+    bool lazy_area_covers(unsigned long addr);
     // The block mapping `addr`, or nullptr. The result is only safe to use
     // under rcu::read_guard or while the caller keeps a mapping in it.
     vmap_block* find_block(unsigned long addr);
@@ -251,8 +292,21 @@ class allocator {
     void free_vmap_block(vmap_block* vb);
     bool purge_fragmented_block(vmap_block* vb, std::vector<vmap_block*>& purge_list, bool force);
     void free_purged_blocks(std::vector<vmap_block*>& purge_list);
+    // kva.hpp
     vmap_area* alloc_vmap_area(unsigned long size, unsigned long align, unsigned flags,
                                std::span<std::byte* const> pages = {});
+    std::unique_ptr<vmap_area> node_alloc(unsigned long size, unsigned long align, unsigned* vn_id);
+    std::unique_ptr<vmap_area> node_pool_del_va(vmap_node& vn, unsigned long size,
+                                                unsigned long align);
+    bool node_pool_add_va(vmap_node& vn, std::unique_ptr<vmap_area>& va);
+    vmap_pool* size_to_va_pool(vmap_node& vn, unsigned long size);
+    void decay_va_pool_node(vmap_node& vn, bool full_decay);
+    // lazy.hpp
+    void free_vmap_area_noflush(std::unique_ptr<vmap_area> va);
+    void free_unmap_vmap_area(std::unique_ptr<vmap_area> va);
+    bool purge_vmap_area_lazy(unsigned long start, unsigned long end, bool full_pool_decay);
+    void purge_vmap_node(vmap_node& vn);
+    void drain_vmap_area_work();
     void free_list_del(vmap_block* vb, vmap_block_queue& vbq);
     std::byte* block_page(vmap_block* vb, unsigned long page_addr);
     template <class F>
@@ -278,6 +332,18 @@ class allocator {
     // vmap_purge_lock: a mutex in the kernel; a yielding spinlock here, so
     // that every lock is one the deterministic scheduler can see.
     spinlock purge_lock_{"vmap_purge_lock"};
+    unsigned nr_nodes_;
+    std::unique_ptr<vmap_node[]> nodes_;
+    unsigned long vmap_zone_size_; // addr_to_node(): 16 pages per node, 1 with one node
+    // vmap_lazy_nr: pages on lazy lists and on purge lists not yet finished.
+    std::atomic<long> vmap_lazy_nr_{0};
+    std::atomic<bool> drain_pending_{false}; // drain_vmap_work queued
+    std::atomic<std::uint64_t> lazy_purges_{0}, drain_runs_{0};
+    // Areas a pool lost to a racing list replacement (decay_va_pool_node()):
+    // unreachable, as in the kernel, but freed with the allocator. Touched
+    // only when a loss happened, so its lock orders nothing else.
+    std::mutex leaked_lock_;
+    std::vector<std::unique_ptr<vmap_area>> leaked_;
     std::atomic<std::uint64_t> blocks_live_{0}, blocks_created_{0}, blocks_freed_{0},
         blocks_purged_{0};
     std::atomic<std::uint64_t> retired_vb_acq_{0}, retired_vb_con_{0};
@@ -313,7 +379,14 @@ inline allocator::allocator(config cfg)
       block_size_(1UL << block_shift_), diag_(cfg_.on_warn, cfg_.on_bug, cfg_.warn_handler),
       tlb_(cfg_.record_tlb),
       areas_(cfg_.vmalloc_start, cfg_.vmalloc_size, 1UL << cfg_.page_shift, block_size_, &tlb_),
-      queues_(topo_) {
+      queues_(topo_),
+      nr_nodes_(cfg_.vmap_nodes ? cfg_.vmap_nodes : std::clamp(topo_.num_possible(), 1u, 128u)),
+      nodes_(std::make_unique<vmap_node[]>(nr_nodes_)),
+      vmap_zone_size_(nr_nodes_ > 1 ? 16UL << cfg_.page_shift : 1) {
+    // encode_vn_id() keeps the id in the bits above the type byte of an
+    // unsigned; the kernel's comment allows 255 nodes.
+    if (nr_nodes_ > 255)
+        throw std::invalid_argument("vmap: vmap_nodes must be at most 255");
     // addr_to_vb_xa()'s fallback (a34acf30b19b): a hash value that is not a
     // possible CPU goes to the next possible one. nr_cpu_ids - 1 is always
     // possible, so there always is one.
@@ -379,6 +452,12 @@ inline allocator_stats allocator::stats() const {
     st.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
     st.blocks_purged = blocks_purged_.load(std::memory_order_relaxed);
     st.flushes = tlb_.flushes();
+    st.lazy_purges = lazy_purges_.load(std::memory_order_relaxed);
+    st.drain_runs = drain_runs_.load(std::memory_order_relaxed);
+    st.lazy_pages = vmap_lazy_nr_.load(std::memory_order_relaxed);
+    for (unsigned i = 0; i < nr_nodes_; ++i)
+        for (const vmap_pool& vp : self->nodes_[i].pool)
+            st.pooled_areas += vp.entries.load(std::memory_order_relaxed);
     return st;
 }
 
@@ -399,6 +478,7 @@ inline void allocator::reset_lock_stats() {
 // The parts, in the order of mm/vmalloc.c.
 #include <vmap/audit.hpp> // allocator::check()
 #include <vmap/kva.hpp>
+#include <vmap/lazy.hpp>
 #include <vmap/map_ram.hpp>
 #include <vmap/vb_alloc.hpp>
 #include <vmap/vb_free.hpp>

@@ -19,6 +19,12 @@
 //               list that is not in an xarray.
 //   areas     - vmap_area_allocator::audit; every VMAP_BLOCK area has its
 //               block; the live-block counter matches.
+//   nodes     - lazy lists and pools (vmap_node.hpp): each pool's len is its
+//               length, each pooled area has its pool's size and its node's
+//               id; purge lists are empty; vmap_lazy_nr is the pages on the
+//               lazy lists; the areas out of the area allocator are exactly
+//               those on lazy lists and in pools, disjoint from each other
+//               and from free and busy space.
 // Not here: the TLB promise (no range handed out while a page of it may be
 // stale). It is a property of the history, not of one state, so the
 // harness's TLB model judges it from the stamped TLB log (tlb_log.hpp,
@@ -164,6 +170,61 @@ inline std::vector<std::string> allocator::check() {
     for (auto& [vb, va_start] : blocks)
         if (vb->free.load(std::memory_order_relaxed) > 0 && !listed.count(vb))
             out.push_back("block " + hex(va_start) + " has free pages but is on no free list");
+
+    // Lazy lists and pools.
+    std::map<unsigned long, unsigned long> waiting; // start -> end, lazy or pooled
+    unsigned long waiting_bytes = 0;
+    long lazy_pages = 0;
+    auto note = [&](const vmap_area& va, const std::string& where) {
+        auto [it, fresh] = waiting.emplace(va.va_start, va.va_end);
+        auto next = std::next(it);
+        if (!fresh || (it != waiting.begin() && std::prev(it)->second > va.va_start) ||
+            (next != waiting.end() && next->first < va.va_end))
+            out.push_back(where + " area " + hex(va.va_start) + " overlaps another lazy or " +
+                          "pooled area");
+        if (areas_.overlaps_free_or_busy(va.va_start, va.va_end))
+            out.push_back(where + " area " + hex(va.va_start) + " overlaps free or busy space");
+        waiting_bytes += va.va_end - va.va_start;
+    };
+    for (unsigned id = 0; id < nr_nodes_; ++id) {
+        vmap_node& vn = nodes_[id];
+        std::string node = "node " + std::to_string(id);
+        if (!vn.purge_list.empty())
+            out.push_back(node + ": purge list not empty outside a purge");
+        {
+            std::lock_guard<spinlock> g(vn.lazy_lock);
+            for (auto& [start, va] : vn.lazy) {
+                note(*va, node + " lazy");
+                lazy_pages += static_cast<long>((va->va_end - va->va_start) >> cfg_.page_shift);
+            }
+        }
+        std::lock_guard<spinlock> g(vn.pool_lock);
+        for (unsigned i = 0; i < MAX_VA_SIZE_PAGES; ++i) {
+            vmap_pool& vp = vn.pool[i];
+            std::string pool = node + " pool " + std::to_string(i);
+            if (vp.len.load() != vp.head.size())
+                out.push_back(pool + ": len " + std::to_string(vp.len.load()) + " but " +
+                              std::to_string(vp.head.size()) + " areas on its list");
+            if (vp.entries.load() != vp.head.size())
+                out.push_back(pool + ": entries counter differs from its list");
+            for (const std::unique_ptr<vmap_area>& va : vp.head) {
+                note(*va, pool);
+                if (va->va_end - va->va_start != (static_cast<unsigned long>(i) + 1)
+                                                     << cfg_.page_shift)
+                    out.push_back(pool + ": area " + hex(va->va_start) + " is not " +
+                                  std::to_string(i + 1) + " pages");
+                if (decode_vn_id(va->flags, nr_nodes_) != id)
+                    out.push_back(pool + ": area " + hex(va->va_start) + " has another node's id");
+            }
+        }
+    }
+    if (lazy_pages != vmap_lazy_nr_.load())
+        out.push_back("vmap_lazy_nr " + std::to_string(vmap_lazy_nr_.load()) + " but " +
+                      std::to_string(lazy_pages) + " pages on the lazy lists");
+    if (waiting_bytes != areas_.out_bytes())
+        out.push_back("areas out of the free and busy trees hold " + hex(areas_.out_bytes()) +
+                      " bytes, lazy lists and pools " + hex(waiting_bytes) +
+                      " (an area lost on its way back)");
     return out;
 }
 

@@ -58,20 +58,9 @@ inline errc allocator::vm_unmap_ram(unsigned long addr, unsigned count) {
     if (VMAP_WARN_ON_ONCE(diag_, !va,
                           "vm_unmap_ram: no mapping starts at " + vmap_area_allocator::hex(addr)))
         return errc::not_mapped;
-    const unsigned long start = va->va_start, end = va->va_end;
-#if defined(VMAP_BUG_VARIANT_RELEASE_BEFORE_FLUSH)
-    // BUG VARIANT release_before_flush (this port's own order before the TLB
-    // invariant was checked): the range is allocatable again before the
-    // flush, so another CPU may map it while stale translations survive.
-    areas_.free_unlinked(std::move(va));
-    tlb_.flush(start, end, flush_reason::large_unmap);
-#else
-    // Flush before the range can be handed out again (the kernel's order:
-    // free_unmap_vmap_area() puts it on the lazy list, which is flushed
-    // before its areas return to the free space).
-    tlb_.flush(start, end, flush_reason::large_unmap);
-    areas_.free_unlinked(std::move(va));
-#endif
+    // Unlinked: no lookup finds its pages. Stale translations may survive
+    // until a lazy purge flushes the area, and only then is it reused.
+    free_unmap_vmap_area(std::move(va));
     return errc::ok;
 }
 

@@ -59,9 +59,11 @@ enum class range_kind : std::uint8_t {
 
 enum class flush_reason : std::uint8_t {
     none,          // not a flush
-    unmap_aliases, // vm_unmap_aliases(): the union of the blocks' dirty ranges
-    free_block,    // a block's range, when the block is freed
-    large_unmap,   // a large vm_map_ram() mapping, when it is unmapped
+    unmap_aliases, // _vm_unmap_aliases()'s own: the blocks' dirty ranges, no
+                   // lazy area waiting
+    lazy_purge,    // __purge_vmap_area_lazy(): every lazy area's range, widened
+                   // by its caller's (vm_unmap_aliases(), the drain work, the
+                   // purge on exhaustion)
 };
 
 inline const char* to_string(tlb_event_kind k) {
@@ -96,10 +98,8 @@ inline const char* to_string(flush_reason r) {
         return "none";
     case flush_reason::unmap_aliases:
         return "unmap_aliases";
-    case flush_reason::free_block:
-        return "free_block";
-    case flush_reason::large_unmap:
-        return "large_unmap";
+    case flush_reason::lazy_purge:
+        return "lazy_purge";
     }
     return "?";
 }

@@ -23,7 +23,7 @@ inline void allocator::free_list_del(vmap_block* vb, vmap_block_queue& vbq) {
 inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned long size, unsigned order,
                                                             unsigned cpu) {
     auto* vb = new vmap_block(bits_);
-    vmap_area* va = alloc_vmap_area(block_size_, block_size_, VMAP_BLOCK);
+    vmap_area* va = alloc_vmap_area(block_size_, block_size_, VMAP_RAM | VMAP_BLOCK);
     if (!va) {
         delete vb;
         return {0, nullptr, errc::no_space};

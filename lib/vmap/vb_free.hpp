@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // vmap/vb_free.hpp: small frees and block purging: vb_free(),
 // free_vmap_block(), purge_fragmented_block(s)() and _vm_unmap_aliases()
-// (mm/vmalloc.c, "Per cpu kva allocator").
+// (mm/vmalloc.c, "Per cpu kva allocator"). A freed block's area goes on a
+// lazy list (lazy.hpp); vm_unmap_aliases() ends with a lazy purge.
 //
 // Part of allocator.hpp, which includes it after the class; include
 // <vmap/allocator.hpp>, not this file.
@@ -14,15 +15,13 @@ inline void allocator::free_vmap_block(vmap_block* vb) {
     vmap_block* tmp = addr_to_vb_xa(va_start).erase(addr_to_vb_idx(va_start));
     VMAP_BUG(tmp != vb, "free_vmap_block: xa_erase at " + vmap_area_allocator::hex(va_start) +
                             " did not return this block");
-    // Every page of the block was unmapped by vb_free() (free + dirty ==
-    // BITS), but some may be stale still. The kernel frees the area lazily
-    // and flushes before it can be reused; we free it now, so we flush
-    // first: the range must not become allocatable while a page is stale.
-    tlb_.flush(va_start, va_start + block_size_, flush_reason::free_block);
     lock_stats s = vb->lock.stats();
     retired_vb_acq_.fetch_add(s.acquisitions, std::memory_order_relaxed);
     retired_vb_con_.fetch_add(s.contentions, std::memory_order_relaxed);
-    areas_.free(vb->va); // vb->va dangles from here on, as in the kernel
+    // Every page was unmapped by vb_free() (free + dirty == BITS), but some
+    // may be stale still: the area waits on a lazy list for a purge's flush.
+    // vb->va dangles from here on, as in the kernel.
+    free_vmap_area_noflush(areas_.unlink(vb->va));
     blocks_live_.fetch_sub(1, std::memory_order_relaxed);
     blocks_freed_.fetch_add(1, std::memory_order_relaxed);
     rcu::call(&vb->rcu_head, [](rcu::head* h) { delete vmap_block::from_rcu(h); });
@@ -188,8 +187,10 @@ inline void allocator::vm_unmap_aliases() {
         xa.for_each([&](std::uint64_t, vmap_block* vb) { visit(vb); });
     });
 #endif
-    free_purged_blocks(purge);
-    if (flush)
+    free_purged_blocks(purge); // their areas go lazy: the purge below flushes them
+    // The lazy purge flushes [start, end) widened by every lazy area; only
+    // if there was none does the caller flush its own range.
+    if (!purge_vmap_area_lazy(start, end, false) && flush)
         tlb_.flush(start, end, flush_reason::unmap_aliases);
 }
 

@@ -11,15 +11,20 @@
 //   block_fit_   starts of the ranges that can hold one aligned block,
 //                for lowest-address block placement (as the kernel's).
 // Busy areas live in busy_ (start -> area) for lookup by address.
+//
+// An area leaves both structures between unlink() (or find_unlink()) and
+// reclaim(): the kernel's lazy lists and pools hold it then (lazy.hpp,
+// vmap_node.hpp), or a caller on its way to put it there. out_ counts those
+// bytes; a carved area not yet inserted into busy_ counts too.
 // Invariants (audit()): free ranges are disjoint, never adjacent (coalesced)
 // and inside [start, end); busy areas are disjoint from each other and from
-// free space; free + busy + unlinked (taken out by find_unlink(), not yet
-// returned) bytes == the range size; the two indexes hold exactly the ranges
-// they should.
-// Everything runs under one lock, the seed's top contended "vmap_area_lock".
-// Under it, every area handed out, unlinked (its translations gone) and
-// returned is stamped in the TLB log (tlb_log.hpp), so the log's order is the
-// lock's.
+// free space; free + busy + out bytes == the range size; the two indexes hold
+// exactly the ranges they should. The owner checks that the areas out are
+// exactly those on its lazy lists and in its pools (audit.hpp).
+// One lock covers free space and the busy tree: the kernel's
+// free_vmap_area_lock and the nodes' busy.lock, the seed's top contended
+// "vmap_area_lock". Under it, every area carved, unlinked and reclaimed is
+// stamped in the TLB log (tlb_log.hpp), so the log's order is the lock's.
 #pragma once
 
 #include <cstddef>
@@ -39,9 +44,12 @@
 
 namespace vmap {
 
-// va->flags (mm/vmalloc.c: VMAP_RAM, VMAP_BLOCK).
+// va->flags (mm/vmalloc.c): the type in the low byte (VMAP_RAM for a
+// vm_map_ram() area; a block's area carries VMAP_RAM | VMAP_BLOCK), the
+// encoded vmap_node id above it (vmap_node.hpp).
 inline constexpr unsigned VMAP_RAM = 0x1;
 inline constexpr unsigned VMAP_BLOCK = 0x2;
+inline constexpr unsigned VMAP_FLAGS_MASK = 0x3;
 
 struct vmap_area {
     unsigned long va_start = 0;
@@ -65,11 +73,12 @@ class vmap_area_allocator {
     vmap_area_allocator(const vmap_area_allocator&) = delete;
     vmap_area_allocator& operator=(const vmap_area_allocator&) = delete;
 
-    // alloc_vmap_area(): a new busy area of `size` bytes aligned to `align`
-    // (page or block). nullptr when no free range fits: the caller purges
-    // and retries, or fails cleanly.
-    vmap_area* alloc(unsigned long size, unsigned long align, unsigned flags,
-                     std::span<std::byte* const> pages = {}) {
+    // __alloc_vmap_area(): carves `size` bytes aligned to `align` (page or
+    // block) out of free space, lowest address first for blocks, best fit
+    // for pages; the range is handed out (a TLB event). nullptr when nothing
+    // fits: the caller purges and retries, or fails cleanly. The area is
+    // out until insert_busy() or reclaim().
+    std::unique_ptr<vmap_area> carve_area(unsigned long size, unsigned long align, unsigned flags) {
         if (size == 0 || size % page_ != 0 || (align != page_ && align != block_))
             return nullptr;
         std::lock_guard<spinlock> g(lock_);
@@ -77,8 +86,7 @@ class vmap_area_allocator {
         if (align == block_) {
             if (size != block_ || block_fit_.empty())
                 return nullptr;
-            unsigned long s = *block_fit_.begin();
-            at = round_up(s, block_);
+            at = round_up(*block_fit_.begin(), block_);
         } else {
             auto it = by_size_.lower_bound({size, 0});
             if (it == by_size_.end())
@@ -90,40 +98,59 @@ class vmap_area_allocator {
         va->va_start = at;
         va->va_end = at + size;
         va->flags = flags;
-        va->pages.assign(pages.begin(), pages.end());
-        vmap_area* raw = va.get();
-        busy_.emplace(at, std::move(va));
+        out_ += size;
         if (tlb_)
             tlb_->hand_out(kind_of(flags), at, at + size);
+        return va;
+    }
+
+    // insert_vmap_area() into the busy tree: findable by address from now on.
+    vmap_area* insert_busy(std::unique_ptr<vmap_area> va) {
+        std::lock_guard<spinlock> g(lock_);
+        vmap_area* raw = va.get();
+        auto [it, fresh] = busy_.emplace(raw->va_start, std::move(va));
+        VMAP_BUG(!fresh, "insert_busy: an area already starts at " + hex(raw->va_start));
+        out_ -= raw->va_end - raw->va_start;
         return raw;
     }
 
-    // free_vmap_area(): returns the range and destroys `va`. The caller has
-    // flushed every translation the range had.
-    void free(vmap_area* va) {
-        std::lock_guard<spinlock> g(lock_);
-        auto it = busy_.find(va->va_start);
-        VMAP_BUG(it == busy_.end() || it->second.get() != va, "free of an unknown vmap_area");
-        unsigned long s = va->va_start, e = va->va_end;
-        range_kind k = kind_of(va->flags);
-        busy_.erase(it);
-        release(s, e);
-        if (tlb_)
-            tlb_->release(k, s, e);
+    // carve_area() and insert_busy() in one (tests, and callers with no pools).
+    vmap_area* alloc(unsigned long size, unsigned long align, unsigned flags,
+                     std::span<std::byte* const> pages = {}) {
+        std::unique_ptr<vmap_area> va = carve_area(size, align, flags);
+        if (!va)
+            return nullptr;
+        va->pages.assign(pages.begin(), pages.end());
+        return insert_busy(std::move(va));
     }
 
+    // unlink_va() from the busy tree: the caller owns the area now (out).
+    std::unique_ptr<vmap_area> unlink(vmap_area* va) {
+        std::lock_guard<spinlock> g(lock_);
+        auto it = busy_.find(va->va_start);
+        VMAP_BUG(it == busy_.end() || it->second.get() != va, "unlink of an unknown vmap_area");
+        std::unique_ptr<vmap_area> own = std::move(it->second);
+        busy_.erase(it);
+        out_ += own->va_end - own->va_start;
+        return own;
+    }
+
+    // free_vmap_area(): unlink and return the range at once, for an area
+    // that never had a translation (new_vmap_block()'s error path).
+    void free(vmap_area* va) { reclaim(unlink(va)); }
+
     // find_unlink_vmap_area(): the busy area starting exactly at `addr` with
-    // `flags` and `size` bytes, removed from the busy tree: its translations
-    // are gone (nothing finds its pages any more), but its range is not free
-    // yet; the caller flushes, then hands it to free_unlinked(). nullptr if
-    // there is none; then *wrong_size says whether one was there with
-    // another size (and was left alone).
+    // type `flags` and `size` bytes, unlinked. Its translations are gone
+    // (nothing finds its pages any more; a TLB unmap event), but its range
+    // is not free: the caller frees it lazily. nullptr if there is none; then
+    // *wrong_size says whether one was there with another size (and was left
+    // alone).
     std::unique_ptr<vmap_area> find_unlink(unsigned long addr, unsigned flags, unsigned long size,
                                            bool* wrong_size) {
         std::lock_guard<spinlock> g(lock_);
         auto it = busy_.find(addr);
         *wrong_size = false;
-        if (it == busy_.end() || it->second->flags != flags)
+        if (it == busy_.end() || (it->second->flags & VMAP_FLAGS_MASK) != flags)
             return nullptr;
         if (it->second->va_end - it->second->va_start != size) {
             *wrong_size = true;
@@ -131,22 +158,26 @@ class vmap_area_allocator {
         }
         std::unique_ptr<vmap_area> va = std::move(it->second);
         busy_.erase(it);
-        unlinked_ += va->va_end - va->va_start;
+        out_ += va->va_end - va->va_start;
         if (tlb_)
             tlb_->unmap(kind_of(va->flags), va->va_start, va->va_end);
         return va;
     }
 
-    // Returns the range of an area find_unlink() took out, once flushed:
-    // allocatable again. (The kernel's free_vmap_area_noflush() puts it on
-    // the lazy purge list instead, merged into free space after one batched
-    // flush; this port flushes and frees at once.)
-    void free_unlinked(std::unique_ptr<vmap_area> va) {
+    // reclaim_list_global(): returns areas that are out to the free space,
+    // merging with their neighbours; allocatable again (a TLB release
+    // event). The caller has flushed every translation they had.
+    void reclaim(std::vector<std::unique_ptr<vmap_area>>& list) {
+        if (list.empty())
+            return;
         std::lock_guard<spinlock> g(lock_);
-        unlinked_ -= va->va_end - va->va_start;
-        release(va->va_start, va->va_end);
-        if (tlb_)
-            tlb_->release(kind_of(va->flags), va->va_start, va->va_end);
+        for (std::unique_ptr<vmap_area>& va : list)
+            reclaim_locked(*va);
+        list.clear();
+    }
+    void reclaim(std::unique_ptr<vmap_area> va) {
+        std::lock_guard<spinlock> g(lock_);
+        reclaim_locked(*va);
     }
 
     // find_vmap_area(): calls f(area or nullptr) for the busy area containing
@@ -170,6 +201,25 @@ class vmap_area_allocator {
         std::lock_guard<spinlock> g(lock_);
         auto it = busy_.lower_bound(addr);
         return it == busy_.end() ? end_ : it->first;
+    }
+
+    // Bytes of areas out: unlinked or carved, not in busy_ nor free space.
+    unsigned long out_bytes() const {
+        std::lock_guard<spinlock> g(lock_);
+        return out_;
+    }
+    // Whether [s, e) meets free space or a busy area (audits of areas out).
+    bool overlaps_free_or_busy(unsigned long s, unsigned long e) const {
+        std::lock_guard<spinlock> g(lock_);
+        auto f = free_.upper_bound(s);
+        if (f != free_.begin() && std::prev(f)->second > s)
+            return true;
+        if (f != free_.end() && f->first < e)
+            return true;
+        auto b = busy_.lower_bound(s);
+        if (b != busy_.end() && b->first < e)
+            return true;
+        return find_locked(s) != nullptr;
     }
 
     unsigned long start() const { return start_; }
@@ -229,8 +279,9 @@ class vmap_area_allocator {
             busy_sum += va->va_end - s;
             busy_end = va->va_end;
         }
-        if (free_sum + busy_sum + unlinked_ != end_ - start_)
-            out.push_back("vmap_area: free + busy + unlinked bytes != range size");
+        if (free_sum + busy_sum + out_ != end_ - start_)
+            out.push_back("vmap_area: free " + hex(free_sum) + " + busy " + hex(busy_sum) +
+                          " + out " + hex(out_) + " bytes != range size " + hex(end_ - start_));
     }
 
     static std::string hex(unsigned long v) {
@@ -239,9 +290,16 @@ class vmap_area_allocator {
         return buf;
     }
 
-  private:
     static range_kind kind_of(unsigned flags) {
         return flags & VMAP_BLOCK ? range_kind::block : range_kind::large;
+    }
+
+  private:
+    void reclaim_locked(const vmap_area& va) {
+        out_ -= va.va_end - va.va_start;
+        release(va.va_start, va.va_end);
+        if (tlb_)
+            tlb_->release(kind_of(va.flags), va.va_start, va.va_end);
     }
     static unsigned long round_up(unsigned long v, unsigned long a) {
         return (v + a - 1) & ~(a - 1);
@@ -303,7 +361,7 @@ class vmap_area_allocator {
 
     unsigned long start_, end_, page_, block_;
     tlb_log* tlb_;
-    unsigned long unlinked_ = 0; // bytes between find_unlink() and free_unlinked()
+    unsigned long out_ = 0; // bytes of areas neither free nor busy
     mutable spinlock lock_{"vmap_area_lock"};
     std::map<unsigned long, unsigned long> free_;
     std::set<std::pair<unsigned long, unsigned long>> by_size_;

@@ -38,7 +38,7 @@ inline void allocator::vread(unsigned long addr, std::span<std::byte> buf) {
                 }
             } else {
                 copied = areas_.with_area(page_addr, [&](vmap_area* va) {
-                    if (!va || va->flags != VMAP_RAM)
+                    if (!va || (va->flags & VMAP_FLAGS_MASK) != VMAP_RAM)
                         return false;
                     std::byte* p = va->pages[(page_addr - va->va_start) >> cfg_.page_shift];
                     std::memcpy(out, p + in_page, n);
@@ -66,7 +66,7 @@ inline std::byte* allocator::translate(unsigned long addr) {
         }
     }
     return areas_.with_area(page_addr, [&](vmap_area* va) -> std::byte* {
-        if (!va || va->flags != VMAP_RAM)
+        if (!va || (va->flags & VMAP_FLAGS_MASK) != VMAP_RAM)
             return nullptr;
         return va->pages[(page_addr - va->va_start) >> cfg_.page_shift] + (addr - page_addr);
     });
