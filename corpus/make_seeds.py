@@ -17,8 +17,17 @@ UNALIGNED_START, ERROR_PATHS = 0x40, 0x80
 FULL_RANGE = 255
 
 
-def header(mask=0x01, page=6, bits=128, flags=0, blocks=None):
-    rng = FULL_RANGE if blocks is None else blocks - 2
+# The lifecycle knobs in the range byte: bit 0 one node per possible CPU
+# (pools in use), bits 1-2 lazy_max_pages (0 the kernel's, 1 one block,
+# 2 four blocks, 3 one page). A small range can say 0..4, the full one 0..7.
+NODES, LAZY_BLOCK, LAZY_4, LAZY_1 = 1, 2, 4, 6
+
+
+def header(mask=0x01, page=6, bits=128, flags=0, blocks=None, lifecycle=None):
+    if blocks is None:
+        rng = FULL_RANGE if lifecycle is None else 240 + 2 * lifecycle
+    else:
+        rng = blocks - 2 + 48 * (lifecycle or 0)
     return bytes([mask, PAGE[page] | BITS[bits] | flags, rng])
 
 
@@ -45,6 +54,7 @@ def vread(h, delta=0, off=0, units=16):
 
 
 ALIASES, CHECK, PURGE_ALL = bytes([10]), bytes([14]), bytes([15])
+DRAIN, SHRINK = bytes([14 | 0x80]), bytes([15 | 0x80])
 
 
 def purge(cpu):
@@ -96,6 +106,28 @@ def vmap_ops_seeds():
         err += bad(kind, kind, kind * 17)
     err += unmap(0) + bad(8) + vmap(0)
     s["error-paths"] = err
+    # The lazy lifecycle: large and block areas wait on lazy lists until the
+    # drain work (due past one block's pages) or vm_unmap_aliases() purges.
+    lz = header(mask=0x03, blocks=8, lifecycle=LAZY_BLOCK)
+    lz += vmap(100) + vmap(100) + vmap(64) + vmap(64) + unmap(0) + unmap(0) + DRAIN
+    lz += vmap(100) + unmap(1) + unmap(0) + unmap(0) + DRAIN + vmap(70) + ALIASES
+    s["lazy-drain"] = lz
+    # Pools: with a node per CPU a purged area refills its node's pool and
+    # is handed out again; the shrinker empties the pools.
+    pl = header(mask=0x03, blocks=8, lifecycle=NODES)
+    pl += vmap(100) + unmap(0) + ALIASES + vmap(100) + vmap(64) + vmap(64) + unmap(1) + unmap(1)
+    pl += ALIASES + vmap(1) + SHRINK + unmap(0) + unmap(0) + ALIASES + vmap(100)
+    s["pools"] = pl
+    # vm_unmap_aliases() flushes the blocks' dirty ranges and the lazy areas
+    # in one range, widened by both.
+    s["aliases-widen"] = (header(blocks=8) + vmap(1) + vmap(1) + vmap(100) + unmap(0) + unmap(0)
+                          + ALIASES + vmap(100))
+    # Exhaustion with lazy areas waiting: the retry needs the lazy purge.
+    ex = header(mask=0x03, blocks=3, lifecycle=NODES)
+    for i in range(3):
+        ex += vmap(100, i)
+    ex += unmap(0) + unmap(0) + vmap(100) + vmap(120) + unmap(0) + vmap(64) + vmap(64)
+    s["exhaust-lazy"] = ex
     return s
 
 
@@ -157,6 +189,17 @@ def vmap_threads_seeds():
     s["sparse-4"] = threads(0b100101, 0, 6, [0, 1, 2, 2],
                             vmap(60) + vmap(60) + vmap(60) + vmap(60) + unmap(0) + unmap(0) + ALIASES
                             + vmap(100) + unmap(0) + purge(2), [5, 9, 2, 7] * 32)
+    # A purge refilling a pool while the shrinker decays it (ec05f51f1e65):
+    # thread 0 maps, frees and purges large areas of one size, thread 1
+    # runs the shrinker between.
+    t0 = [vmap(100), vmap(100), unmap(0), ALIASES, unmap(0), ALIASES, vmap(100), unmap(0), DRAIN]
+    t1 = [SHRINK] * len(t0)
+    ops = b"".join(a + b for a, b in zip(t0, t1))
+    s["pool-shrinker"] = threads(0x03, 0, 6 + 48 * NODES, [0, 1], ops, alt)
+    # The drain work on one thread while others map and free.
+    s["drain-race"] = threads(0x03, 0, 6 + 48 * (NODES | LAZY_BLOCK), [0, 1, 0],
+                              vmap(100) + vmap(3) + DRAIN + unmap(0) + unmap(0) + DRAIN + vmap(64)
+                              + ALIASES + DRAIN, [3, 8, 1, 6] * 32)
     return s
 
 

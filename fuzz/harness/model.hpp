@@ -74,8 +74,8 @@ class model {
     mapping& at(unsigned handle) { return *live_[handle % live_.size()]; }
     const std::vector<std::unique_ptr<mapping>>& live() const { return live_; }
 
-    // Removes a live mapping; its pages become unflushed (a large one's
-    // until the flush its unmap makes at once).
+    // Removes a live mapping; its pages become unflushed until a recorded
+    // flush covers them (a small one's dirty range, a large one's lazy area).
     std::unique_ptr<mapping> remove(unsigned handle) {
         std::size_t i = handle % live_.size();
         std::unique_ptr<mapping> m = std::move(live_[i]);

@@ -8,9 +8,11 @@
 //              covered since; a failure is no_space only when nothing could
 //              fit;
 //   unmap      the address still resolves to the block that served it;
-//              the TLB log shows the translations removed; a large unmap
-//              flushes its range at once;
+//              the TLB log shows the translations removed (the range
+//              itself waits on a lazy list until a lazy purge);
 //   vread      every byte equals the model's (pages or zeros);
+//   drain,     the drain work (if scheduled) and the pools' shrinker: what
+//   shrink     every op checks;
 //   aliases    afterwards no page unmapped before it is unflushed; with no
 //              unmap since the previous call it flushes nothing; it never
 //              purges a block with free >= VMAP_PURGE_THRESHOLD;

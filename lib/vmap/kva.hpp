@@ -50,7 +50,7 @@ inline bool allocator::node_pool_add_va(vmap_node& vn, std::unique_ptr<vmap_area
 // node_pool_del_va(): the pool's first area if it is aligned and sane; a
 // misaligned one goes to the tail and nothing is handed out.
 inline std::unique_ptr<vmap_area> allocator::node_pool_del_va(vmap_node& vn, unsigned long size,
-                                                              unsigned long align) {
+                                                              unsigned long align, unsigned flags) {
     vmap_pool* vp = size_to_va_pool(vn, size);
     if (!vp || vp->entries.load(std::memory_order_relaxed) == 0)
         return nullptr; // the kernel's unlocked list_empty()
@@ -72,21 +72,23 @@ inline std::unique_ptr<vmap_area> allocator::node_pool_del_va(vmap_node& vn, uns
     vp->head.pop_front();
     vp->entries.fetch_sub(1, std::memory_order_relaxed);
     vp->len.store(vp->len.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    tlb_.hand_out(vmap_area_allocator::kind_of(own->flags), own->va_start, own->va_end);
+    // `flags` (the new user's, for the event only): the kernel's signature
+    // has none.
+    tlb_.hand_out(vmap_area_allocator::kind_of(flags), own->va_start, own->va_end);
     return own;
 }
 
 // node_alloc(): the fast path. *vn_id is this CPU's node, encoded, whenever
 // there is more than one node, even if its pool had nothing.
 inline std::unique_ptr<vmap_area> allocator::node_alloc(unsigned long size, unsigned long align,
-                                                        unsigned* vn_id) {
+                                                        unsigned flags, unsigned* vn_id) {
     *vn_id = 0;
     // The kernel also falls back for a range other than [VMALLOC_START,
     // VMALLOC_END); every request of vm_map_ram() is for the whole range.
     if (nr_nodes_ == 1)
         return nullptr;
     unsigned id = current_cpu(topo_) % nr_nodes_;
-    std::unique_ptr<vmap_area> va = node_pool_del_va(nodes_[id], size, align);
+    std::unique_ptr<vmap_area> va = node_pool_del_va(nodes_[id], size, align, flags);
     *vn_id = encode_vn_id(id, nr_nodes_);
     return va;
 }
@@ -140,7 +142,7 @@ inline void allocator::decay_va_pool_node(vmap_node& vn, bool full_decay) {
 inline vmap_area* allocator::alloc_vmap_area(unsigned long size, unsigned long align,
                                              unsigned flags, std::span<std::byte* const> pages) {
     unsigned vn_id = 0;
-    std::unique_ptr<vmap_area> va = node_alloc(size, align, &vn_id);
+    std::unique_ptr<vmap_area> va = node_alloc(size, align, flags, &vn_id);
     bool purged = false;
     while (!va) {
         va = areas_.carve_area(size, align, flags);

@@ -11,7 +11,8 @@
 //
 //   Every event carries a stamp from one counter, taken inside the critical
 //   section that publishes the event (vb->lock for a small map or unmap,
-//   vmap_area_lock for an area handed out, unlinked or returned). Sections
+//   vmap_area_lock for an area handed out, unlinked or returned to the free
+//   space, vn->pool_lock for an area put in or taken from a pool). Sections
 //   of one lock are ordered by happens-before, and read-modify-writes of one
 //   atomic follow a single modification order consistent with it, so stamps
 //   order events as the locks do. A relaxed fetch_add suffices for that,

@@ -11,9 +11,12 @@
 //   tlb_log.hpp     what a TLB would see: unmaps, flushes, hand-outs, stamped
 //   vmap_area.hpp   the VA-range allocator
 //   vmap_block.hpp  struct vmap_block, struct vmap_block_queue
+//   vmap_node.hpp   struct vmap_node: lazy lists and pools
 //   allocator.hpp   config, the allocator class, construction and statistics;
 //                   its parts, one per group of mm/vmalloc.c:
-//     kva.hpp         alloc_vmap_area(): the address-space lifecycle
+//     kva.hpp         alloc_vmap_area(), node_alloc() and the pools
+//     lazy.hpp        free_vmap_area_noflush(), the lazy purge, the drain
+//                     work, reclaim_and_purge_vmap_areas(), the shrinker
 //     vb_hash.hpp     addr_to_vb_xa(), addr_to_vb_idx()
 //     vb_alloc.hpp    vb_alloc(), new_vmap_block()
 //     vb_free.hpp     vb_free(), purging, vm_unmap_aliases()
