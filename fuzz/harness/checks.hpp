@@ -88,6 +88,43 @@ inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long
            std::to_string(static_cast<unsigned>(*exp));
 }
 
+// The second half of the kernel's rule for errc::no_space, once the lazy
+// lifecycle is ported (free_vmap_area_noflush(), __purge_vmap_area_lazy(),
+// reclaim_and_purge_vmap_areas()): alloc_vmap_area() purges the lazily freed
+// areas before it gives up, so none may still be waiting. Nothing is freed
+// lazily yet, so nothing can wait: "" until then.
+inline std::string check_no_lazy_area_waiting(vmap::allocator&) {
+    return "";
+}
+
+// errc::no_space is the kernel's answer only after alloc_vmap_area() had
+// purge_fragmented_blocks_allcpus() reclaim what it could and still nothing
+// fit: no CPU may hold a block the forced purge would have freed (free +
+// dirty == VMAP_BBMAP_BITS, dirty != VMAP_BBMAP_BITS), and no lazily freed
+// area may be waiting. Judge it right after the failing vm_map_ram(), before
+// anything else has run (vmap_threads: inside an unobserved_look, and only
+// when no other thread unmapped during the call). Whether a block-sized area
+// fits now is the runner's separate question.
+inline std::string check_exhausted(vmap::allocator& a) {
+    std::string e;
+    {
+        vmap::rcu::read_guard rcu;
+        a.for_each_block([&](vmap::vmap_block* vb) {
+            unsigned free = vb->free.load(std::memory_order_relaxed);
+            unsigned dirty = vb->dirty.load(std::memory_order_relaxed);
+            if (!e.empty() || free + dirty != a.bbmap_bits() || dirty == a.bbmap_bits())
+                return;
+            e = "no_space while block " + hex(vb->va->va_start) + " of CPU " +
+                std::to_string(vb->cpu) + " is fragmented (free " + std::to_string(free) +
+                " + dirty " + std::to_string(dirty) +
+                " == VMAP_BBMAP_BITS): purge_fragmented_blocks_allcpus() would have freed it";
+        });
+    }
+    if (e.empty())
+        e = check_no_lazy_area_waiting(a);
+    return e;
+}
+
 // allocator::check() as one message.
 inline std::string check_audit(vmap::allocator& a) {
     std::vector<std::string> v = a.check();

@@ -429,8 +429,16 @@ inline vmap_area* allocator::alloc_vmap_area(unsigned long size, unsigned long a
     vmap_area* va = areas_.alloc(size, align, flags, pages);
     if (!va) {
         // The range is exhausted: reclaim what fragmented blocks hold on
-        // every CPU and try once more, as alloc_vmap_area() does.
+        // every CPU and try once more, as alloc_vmap_area() does. (The
+        // harness's check_exhausted() judges every no_space by this rule.)
+#if defined(VMAP_BUG_VARIANT_NO_PURGE_ON_EXHAUSTION)
+        // BUG VARIANT no_purge_on_exhaustion (this port, to prove the
+        // no_space check): only the current CPU's fragmented blocks are
+        // purged; other CPUs keep theirs and the request fails.
+        purge_fragmented_blocks(current_cpu(topo_));
+#else
         purge_fragmented_blocks_allcpus();
+#endif
         va = areas_.alloc(size, align, flags, pages);
     }
     return va;
@@ -558,7 +566,7 @@ inline void allocator::free_vmap_block(vmap_block* vb) {
     areas_.free(vb->va); // vb->va dangles from here on, as in the kernel
     blocks_live_.fetch_sub(1, std::memory_order_relaxed);
     blocks_freed_.fetch_add(1, std::memory_order_relaxed);
-    rcu::call(&vb->rcu_head, [](rcu::head* h) { delete vmap_block::from_rcu(h); });
+    rcu::call(&vb->rcu_head, [](rcu::head* h) { rcu::free_poisoned(vmap_block::from_rcu(h)); });
 }
 
 inline errc allocator::vb_free(unsigned long addr, unsigned long size) {
@@ -819,12 +827,29 @@ inline void allocator::vread(unsigned long addr, std::span<std::byte> buf) {
             rcu::read_guard rcu;
             vmap_block* vb = addr_to_vb_xa(page_addr).load(addr_to_vb_idx(page_addr));
             if (vb) {
-                // vmap_ram_vread_iter(): copy what is mapped, under vb->lock.
+#if defined(VMAP_BUG_VARIANT_VREAD_UNLOCKED_COPY)
+                // BUG VARIANT vread_unlocked_copy (this port, to prove the
+                // cross-thread reader): the page is looked up under vb->lock
+                // but copied after it is dropped, when its owner may have
+                // unmapped and freed it.
+                std::byte* p = nullptr;
+                {
+                    std::lock_guard<spinlock> g(vb->lock);
+                    p = block_page(vb, page_addr);
+                }
+                if (p) {
+                    std::memcpy(out, p + in_page, n);
+                    copied = true;
+                }
+#else
+                // vmap_ram_vread_iter(): copy what is mapped, under vb->lock,
+                // which keeps vb_free() from unmapping it meanwhile.
                 std::lock_guard<spinlock> g(vb->lock);
                 if (std::byte* p = block_page(vb, page_addr)) {
                     std::memcpy(out, p + in_page, n);
                     copied = true;
                 }
+#endif
             } else {
                 copied = areas_.with_area(page_addr, [&](vmap_area* va) {
                     if (!va || va->flags != VMAP_RAM)
