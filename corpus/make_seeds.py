@@ -45,6 +45,25 @@ def vread(h, delta=0, off=0, units=16):
 
 
 ALIASES, CHECK, PURGE_ALL = bytes([10]), bytes([14]), bytes([15])
+RCU_POLL = 0x10  # opcode bit 4: run the ready RCU callbacks after the op
+
+
+def sub(op, bits):
+    """Sets an op's `sub` bits (opcode bits 5-7, read by vmap_threads)."""
+    return bytes([op[0] | (bits << 5)]) + op[1:]
+
+
+def xvread(h, delta=0, off=0, units=16):
+    """vmap_threads: read around any thread's live mapping."""
+    return sub(vread(h, delta, off, units), 1)
+
+
+def torture_read(points):
+    """vmap_threads: hold the RCU-protected object across 1..4 points."""
+    return sub(CHECK, (points - 1) << 1)
+
+
+TORTURE_WRITE = sub(CHECK, 1)  # vmap_threads: replace it, reclaim the old one
 
 
 def purge(cpu):
@@ -96,6 +115,14 @@ def vmap_ops_seeds():
         err += bad(kind, kind, kind * 17)
     err += unmap(0) + bad(8) + vmap(0)
     s["error-paths"] = err
+    # A fragmented block on CPU 1 (free + dirty == BITS), then CPU 0 exhausts
+    # a two-block range: only the purge of every CPU makes room.
+    s["exhaust-other-cpu"] = (header(mask=0x03, blocks=2) + switch(1) + vmap(60, 1) + vmap(1, 2)
+                              + unmap(0) + unmap(0) + switch(0) + vmap(64, 3) + vmap(64, 4)
+                              + vmap(1, 5) + vmap(2, 6))
+    # The same, with every op running the ready RCU callbacks after it.
+    s["rcu-poll"] = b"".join([header(mask=0x03, blocks=3)] + [bytes([op[0] | RCU_POLL]) + op[1:] for op in (
+        vmap(64), vmap(64), unmap(0), unmap(0), vmap(1), ALIASES, PURGE_ALL)])
     return s
 
 
@@ -157,6 +184,31 @@ def vmap_threads_seeds():
     s["sparse-4"] = threads(0b100101, 0, 6, [0, 1, 2, 2],
                             vmap(60) + vmap(60) + vmap(60) + vmap(60) + unmap(0) + unmap(0) + ALIASES
                             + vmap(100) + unmap(0) + purge(2), [5, 9, 2, 7] * 32)
+    # rcutorture: thread 0 holds the RCU-protected object across points
+    # while thread 1 replaces it; blocks freed meanwhile (rcu::call) too.
+    s["rcu-torture"] = threads(0x01, 0, 255, [0, 0],
+                               torture_read(4) + TORTURE_WRITE + torture_read(4) + TORTURE_WRITE
+                               + vmap(64) + vmap(1) + vmap(64) + vmap(1) + unmap(0) + unmap(0)
+                               + torture_read(3) + TORTURE_WRITE, [1, 3, 0x81, 0x83] * 32)
+    # Blocks freed on one thread while the other walks them (vb_alloc's
+    # list walk, vread, purge), grace periods ended by the choices' bit 7.
+    s["rcu-blocks"] = threads(0x01, 0, 6, [0, 0],
+                              vmap(64) + vmap(1) + vmap(64) + xvread(0) + unmap(0) + vmap(2)
+                              + unmap(0) + xvread(0, 0xFF) + unmap(0) + ALIASES + PURGE_ALL
+                              + vmap(1), [0x81, 0x83, 0x01, 0x85] * 32)
+    # The /proc/kcore reader: thread 1 reads thread 0's mappings (and the
+    # holes around them) while thread 0 maps and unmaps them.
+    s["cross-read"] = threads(0x03, 0, 255, [0, 1],
+                              vmap(3, 1) + xvread(0) + vmap(64, 2) + xvread(1, 0xFF, 5, 64)
+                              + unmap(0) + xvread(0, 1, 0, 200) + vmap(1, 3) + xvread(0)
+                              + unmap(0) + xvread(0, 0xFE, 9, 255), alt)
+    s["cross-read-large"] = threads(0x01, 0, 255, [0, 0],
+                                    vmap(70, 7) + xvread(0, 0, 0, 128) + unmap(0) + xvread(0)
+                                    + vmap(65, 8) + xvread(0, 0xFF, 0, 255), alt)
+    # Exhaustion on one CPU while the other holds a fragmented block.
+    s["exhaust-threads"] = threads(0x03, 0, 0, [1, 0],
+                                   vmap(60) + vmap(64) + vmap(1) + vmap(64) + unmap(0) + vmap(1)
+                                   + unmap(0) + vmap(1) + vmap(1) + vmap(2), [0] * 64)
     return s
 
 
