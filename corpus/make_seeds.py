@@ -190,6 +190,11 @@ def vmap_threads_seeds():
                                torture_read(4) + TORTURE_WRITE + torture_read(4) + TORTURE_WRITE
                                + vmap(64) + vmap(1) + vmap(64) + vmap(1) + unmap(0) + unmap(0)
                                + torture_read(3) + TORTURE_WRITE, [1, 3, 0x81, 0x83] * 32)
+    # Thread 0 is stopped while it holds the object; thread 1 replaces it
+    # and ends the grace period as soon as it may (choice bit 7).
+    s["rcu-torture-hold"] = threads(0x01, 0, 255, [0, 0],
+                                    torture_read(4) + TORTURE_WRITE + torture_read(4) + TORTURE_WRITE,
+                                    [1, 0, 3, 0, 0x80, 0x80, 0x81, 0] * 16)
     # Blocks freed on one thread while the other walks them (vb_alloc's
     # list walk, vread, purge), grace periods ended by the choices' bit 7.
     s["rcu-blocks"] = threads(0x01, 0, 6, [0, 0],
@@ -202,6 +207,14 @@ def vmap_threads_seeds():
                               vmap(3, 1) + xvread(0) + vmap(64, 2) + xvread(1, 0xFF, 5, 64)
                               + unmap(0) + xvread(0, 1, 0, 200) + vmap(1, 3) + xvread(0)
                               + unmap(0) + xvread(0, 0xFE, 9, 255), alt)
+    # The same with long turns: each thread keeps running for 8 decisions
+    # before the other gets one, so one side completes whole calls (an
+    # unmap) while the other is stopped inside one (a vread).
+    s["cross-read-turns"] = threads(0x03, 0, 255, [0, 1],
+                                    vmap(3, 1) + xvread(0) + vmap(64, 2) + xvread(1, 0, 5, 64)
+                                    + unmap(0) + xvread(0) + unmap(0) + xvread(0)
+                                    + vmap(1, 3) + xvread(0, 0, 0, 64),
+                                    ([3] + [0] * 8 + [1] + [0] * 8) * 8)
     s["cross-read-large"] = threads(0x01, 0, 255, [0, 0],
                                     vmap(70, 7) + xvread(0, 0, 0, 128) + unmap(0) + xvread(0)
                                     + vmap(65, 8) + xvread(0, 0xFF, 0, 255), alt)

@@ -6,7 +6,7 @@
 // A writer replaces the object and hands the old one to rcu::call(), whose
 // callback reclaims it with rcu::free_poisoned() (destroyed, filled with
 // POISON_FREE, freed). A reader enters a read-side section, loads `current`
-// and keeps the object across scheduling points (sched_kind::rcu_hold), so
+// and keeps the object across scheduling points (sched_kind::rcu_torture), so
 // other threads run, replace it and end grace periods (the input decides
 // when, harness/scheduler.hpp); after every point the object must still be
 // alive. Reclaimed under a reader, it is a heap-use-after-free under ASan,
@@ -68,6 +68,7 @@ class rcu_torture {
     // pool and queues the old one for reclamation. No-op once the pool is
     // used up.
     void write() {
+        VMAP_SCHED_POINT(rcu_torture, this); // a writer may be stopped before it publishes
         std::size_t i = next_.fetch_add(1, std::memory_order_relaxed) + 1;
         if (i >= pool_.size()) {
             next_.store(pool_.size() - 1, std::memory_order_relaxed);
@@ -88,7 +89,7 @@ class rcu_torture {
                 return describe(p, serial, k);
             if (k == points)
                 return "";
-            VMAP_SCHED_POINT(rcu_hold, p);
+            VMAP_SCHED_POINT(rcu_torture, p);
         }
     }
 

@@ -267,7 +267,7 @@ class det_scheduler {
     void report_positions() const {
         static constexpr const char* kinds[] = {"lock_acquire", "lock_spin", "lock_release",
                                                 "rcu_enter",    "rcu_exit",  "rcu_wait",
-                                                "precheck",     "publish",   "rcu_hold"};
+                                                "precheck",     "publish",   "rcu_torture"};
         for (unsigned i = 0; i < n_; ++i) {
             const slot& s = slots_[i];
             int st = s.status.load();
