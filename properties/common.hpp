@@ -11,7 +11,8 @@
 //     properties and the fuzz targets cover the same space (sparse masks,
 //     both schemes, all three keys, page and block sizes, small ranges that
 //     exhaust, the full 32 TiB). Shrinks towards mask {0}, flags 0, 2 blocks.
-//   - gen_op(): one harness::op, with the decoder's count classes.
+//   - gen_op(): one harness::op, with the decoder's count classes (and, as
+//     the decoder's opcode bit 4, whether the runner polls RCU after it).
 //   - throwing_options(): runner_options whose failure handler is RC_FAIL.
 //   - live_blocks(), small_pages(), hex(): small helpers for the direct checks.
 #pragma once
@@ -144,6 +145,9 @@ inline rc::Gen<harness::op> gen_op(op_options opt) {
     return rc::gen::exec([opt, gen_kind] {
         harness::op o;
         o.kind = *gen_kind;
+        // Afterwards, run the ready RCU callbacks (the runner; the decoder's
+        // opcode bit 4).
+        o.rcu_poll = *rc::gen::arbitrary<bool>();
         switch (o.kind) {
         case op_kind::map:
             o.count = *gen_count(opt.error_paths);
