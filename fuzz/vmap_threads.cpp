@@ -245,6 +245,9 @@ void run_thread(vmap::allocator& a, harness::model& m, registry& reg, harness::r
                     check(std::string("vm_map_ram failed with ") + vmap::to_string(r.err));
                 // Judged only if no other thread unmapped meanwhile: a block
                 // it made fragmented after our purge is not our purge's miss.
+                // (Once check_no_lazy_area_waiting() judges lazily freed
+                // areas, another thread's purge or vm_unmap_aliases frees
+                // lazily too: count those calls here as well.)
                 if (!unmapping && reg.unmaps.load(rx) == unmaps &&
                     o.count * a.page_size() <= a.cfg().vmalloc_size) {
                     harness::unobserved_look look;
