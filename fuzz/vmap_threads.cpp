@@ -22,8 +22,10 @@
 //                                check (the audit needs quiescence, so
 //                                  never that): rcutorture, sub bit 0 set:
 //                                  replace the RCU-protected object; clear:
-//                                  hold it across 1 + (sub >> 1) scheduling
-//                                  points (harness/rcu_torture.hpp);
+//                                  hold it across 1 scheduling point, or 4
+//                                  with sub bit 1 (harness/rcu_torture.hpp);
+//                                  sub bit 2 (opcode bit 7) is left to
+//                                  ops.hpp (main: drain, not check);
 //                              opcode bit 4 runs the ready RCU callbacks
 //                              after the op
 //   choices...                 the rest: one byte per scheduling decision,
@@ -326,7 +328,7 @@ void run_thread(vmap::allocator& a, harness::model& m, registry& reg, harness::r
             if (o.sub & 1)
                 torture.write();
             else
-                check(torture.read(1 + (o.sub >> 1)));
+                check(torture.read((o.sub & 2) ? 4 : 1));
             break;
         }
         if (o.rcu_poll)
