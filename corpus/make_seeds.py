@@ -55,6 +55,27 @@ def vread(h, delta=0, off=0, units=16):
 
 ALIASES, CHECK, PURGE_ALL = bytes([10]), bytes([14]), bytes([15])
 DRAIN, SHRINK = bytes([14 | 0x80]), bytes([15 | 0x80])
+RCU_POLL = 0x10  # opcode bit 4: run the ready RCU callbacks after the op
+
+
+def sub(op, bits):
+    """Sets an op's `sub` bits (opcode bits 5-7, read by vmap_threads)."""
+    return bytes([op[0] | (bits << 5)]) + op[1:]
+
+
+def xvread(h, delta=0, off=0, units=16):
+    """vmap_threads: read around any thread's live mapping."""
+    return sub(vread(h, delta, off, units), 1)
+
+
+def torture_read(points):
+    """vmap_threads: hold the RCU-protected object across 1 or 4 points
+    (opcode bit 7 stays clear: ops.hpp gives it to opcodes 14 and 15)."""
+    assert points in (1, 4)
+    return sub(CHECK, 2 if points == 4 else 0)
+
+
+TORTURE_WRITE = sub(CHECK, 1)  # vmap_threads: replace it, reclaim the old one
 
 
 def purge(cpu):
@@ -128,6 +149,14 @@ def vmap_ops_seeds():
         ex += vmap(100, i)
     ex += unmap(0) + unmap(0) + vmap(100) + vmap(120) + unmap(0) + vmap(64) + vmap(64)
     s["exhaust-lazy"] = ex
+    # A fragmented block on CPU 1 (free + dirty == BITS), then CPU 0 exhausts
+    # a two-block range: only the purge of every CPU makes room.
+    s["exhaust-other-cpu"] = (header(mask=0x03, blocks=2) + switch(1) + vmap(60, 1) + vmap(1, 2)
+                              + unmap(0) + unmap(0) + switch(0) + vmap(64, 3) + vmap(64, 4)
+                              + vmap(1, 5) + vmap(2, 6))
+    # The same, with every op running the ready RCU callbacks after it.
+    s["rcu-poll"] = b"".join([header(mask=0x03, blocks=3)] + [bytes([op[0] | RCU_POLL]) + op[1:] for op in (
+        vmap(64), vmap(64), unmap(0), unmap(0), vmap(1), ALIASES, PURGE_ALL)])
     return s
 
 
@@ -200,6 +229,44 @@ def vmap_threads_seeds():
     s["drain-race"] = threads(0x03, 0, 6 + 48 * (NODES | LAZY_BLOCK), [0, 1, 0],
                               vmap(100) + vmap(3) + DRAIN + unmap(0) + unmap(0) + DRAIN + vmap(64)
                               + ALIASES + DRAIN, [3, 8, 1, 6] * 32)
+    # rcutorture: thread 0 holds the RCU-protected object across points
+    # while thread 1 replaces it; blocks freed meanwhile (rcu::call) too.
+    s["rcu-torture"] = threads(0x01, 0, 255, [0, 0],
+                               torture_read(4) + TORTURE_WRITE + torture_read(4) + TORTURE_WRITE
+                               + vmap(64) + vmap(1) + vmap(64) + vmap(1) + unmap(0) + unmap(0)
+                               + torture_read(1) + TORTURE_WRITE, [1, 3, 0x81, 0x83] * 32)
+    # Thread 0 is stopped while it holds the object; thread 1 replaces it
+    # and ends the grace period as soon as it may (choice bit 7).
+    s["rcu-torture-hold"] = threads(0x01, 0, 255, [0, 0],
+                                    torture_read(4) + TORTURE_WRITE + torture_read(4) + TORTURE_WRITE,
+                                    [1, 0, 3, 0, 0x80, 0x80, 0x81, 0] * 16)
+    # Blocks freed on one thread while the other walks them (vb_alloc's
+    # list walk, vread, purge), grace periods ended by the choices' bit 7.
+    s["rcu-blocks"] = threads(0x01, 0, 6, [0, 0],
+                              vmap(64) + vmap(1) + vmap(64) + xvread(0) + unmap(0) + vmap(2)
+                              + unmap(0) + xvread(0, 0xFF) + unmap(0) + ALIASES + PURGE_ALL
+                              + vmap(1), [0x81, 0x83, 0x01, 0x85] * 32)
+    # The /proc/kcore reader: thread 1 reads thread 0's mappings (and the
+    # holes around them) while thread 0 maps and unmaps them.
+    s["cross-read"] = threads(0x03, 0, 255, [0, 1],
+                              vmap(3, 1) + xvread(0) + vmap(64, 2) + xvread(1, 0xFF, 5, 64)
+                              + unmap(0) + xvread(0, 1, 0, 200) + vmap(1, 3) + xvread(0)
+                              + unmap(0) + xvread(0, 0xFE, 9, 255), alt)
+    # The same with long turns: each thread keeps running for 8 decisions
+    # before the other gets one, so one side completes whole calls (an
+    # unmap) while the other is stopped inside one (a vread).
+    s["cross-read-turns"] = threads(0x03, 0, 255, [0, 1],
+                                    vmap(3, 1) + xvread(0) + vmap(64, 2) + xvread(1, 0, 5, 64)
+                                    + unmap(0) + xvread(0) + unmap(0) + xvread(0)
+                                    + vmap(1, 3) + xvread(0, 0, 0, 64),
+                                    ([3] + [0] * 8 + [1] + [0] * 8) * 8)
+    s["cross-read-large"] = threads(0x01, 0, 255, [0, 0],
+                                    vmap(70, 7) + xvread(0, 0, 0, 128) + unmap(0) + xvread(0)
+                                    + vmap(65, 8) + xvread(0, 0xFF, 0, 255), alt)
+    # Exhaustion on one CPU while the other holds a fragmented block.
+    s["exhaust-threads"] = threads(0x03, 0, 0, [1, 0],
+                                   vmap(60) + vmap(64) + vmap(1) + vmap(64) + unmap(0) + vmap(1)
+                                   + unmap(0) + vmap(1) + vmap(1) + vmap(2), [0] * 64)
     return s
 
 

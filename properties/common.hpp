@@ -13,7 +13,8 @@
 //     exhaust, the full 32 TiB, one node or one per CPU, lazy_max_pages
 //     from the kernel's formula down to 1). Shrinks towards mask {0},
 //     flags 0, 2 blocks, the kernel's lifecycle.
-//   - gen_op(): one harness::op, with the decoder's count classes.
+//   - gen_op(): one harness::op, with the decoder's count classes (and, as
+//     the decoder's opcode bit 4, whether the runner polls RCU after it).
 //   - throwing_options(): runner_options whose failure handler is RC_FAIL.
 //   - live_blocks(), small_pages(), hex(): small helpers for the direct checks.
 #pragma once
@@ -151,6 +152,9 @@ inline rc::Gen<harness::op> gen_op(op_options opt) {
     return rc::gen::exec([opt, gen_kind] {
         harness::op o;
         o.kind = *gen_kind;
+        // Afterwards, run the ready RCU callbacks (the runner; the decoder's
+        // opcode bit 4).
+        o.rcu_poll = *rc::gen::arbitrary<bool>();
         switch (o.kind) {
         case op_kind::map:
             o.count = *gen_count(opt.error_paths);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // tests/test_rcu.cpp: vmap/rcu.hpp - read-side nesting, call() deferral,
-// synchronize(), barrier(), poll batching, and the fatal misuses.
+// synchronize(), barrier(), poll batching (the default of 64 and a batch of
+// 1, as the fuzz harness sets), poisoning of reclaimed objects, and the fatal
+// misuses.
 //
 // This test compiles the (header-only) library with its scheduling points on,
 // so it can see, without sleeping, the moment synchronize() starts to wait for
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <latch>
 #include <memory>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -61,6 +64,7 @@ bool wait_until(Pred pred) {
 class Rcu : public testing::Test {
   protected:
     void SetUp() override {
+        rcu::set_poll_batch(rcu::default_poll_batch);
         rcu::barrier();
         ASSERT_EQ(rcu::pending_callbacks(), 0u);
         ASSERT_FALSE(rcu::in_reader());
@@ -69,6 +73,7 @@ class Rcu : public testing::Test {
     void TearDown() override {
         rcu::barrier();
         EXPECT_EQ(rcu::pending_callbacks(), 0u);
+        rcu::set_poll_batch(rcu::default_poll_batch);
     }
 };
 
@@ -253,11 +258,12 @@ TEST_F(Rcu, BarrierRunsEverythingIncludingCallbacksQueuedByCallbacks) {
 
 TEST_F(Rcu, CallPollsByItselfOnceABatchIsPending) {
     std::vector<std::unique_ptr<tracked>> objs;
-    for (std::size_t i = 0; i + 1 < rcu::poll_batch; ++i) {
+    EXPECT_EQ(rcu::poll_batch(), 64u);
+    for (std::size_t i = 0; i + 1 < rcu::poll_batch(); ++i) {
         objs.push_back(std::make_unique<tracked>());
         rcu::call(objs.back().get(), note_run);
     }
-    EXPECT_EQ(rcu::pending_callbacks(), rcu::poll_batch - 1);
+    EXPECT_EQ(rcu::pending_callbacks(), rcu::poll_batch() - 1);
     for (auto& o : objs)
         EXPECT_EQ(o->runs.load(), 0);
     objs.push_back(std::make_unique<tracked>());
@@ -265,6 +271,82 @@ TEST_F(Rcu, CallPollsByItselfOnceABatchIsPending) {
     EXPECT_EQ(rcu::pending_callbacks(), 0u);
     for (auto& o : objs)
         EXPECT_EQ(o->runs.load(), 1);
+}
+
+TEST_F(Rcu, ABatchOfOneRunsACallbackAtCallTimeWhenNoReaderHoldsItUp) {
+    rcu::set_poll_batch(1);
+    EXPECT_EQ(rcu::poll_batch(), 1u);
+    tracked a;
+    rcu::call(&a, note_run);
+    EXPECT_EQ(a.runs.load(), 1);
+    EXPECT_EQ(rcu::pending_callbacks(), 0u);
+    rcu::set_poll_batch(0); // counts as 1
+    EXPECT_EQ(rcu::poll_batch(), 1u);
+}
+
+TEST_F(Rcu, ABatchOfOneStillWaitsForAReaderOnAnotherThread) {
+    rcu::set_poll_batch(1);
+    std::atomic<bool> inside{false}, leave{false}, left{false};
+    std::thread reader([&] {
+        rcu::read_lock();
+        inside.store(true);
+        while (!leave.load())
+            std::this_thread::yield();
+        left.store(true);
+        rcu::read_unlock();
+    });
+    ASSERT_TRUE(wait_until([&] { return inside.load(); }));
+    tracked a;
+    a.reader_left = &left;
+    rcu::call(&a, note_run); // polls, but the reader holds it up
+    EXPECT_EQ(a.runs.load(), 0);
+    EXPECT_EQ(rcu::pending_callbacks(), 1u);
+    rcu::poll();
+    EXPECT_EQ(a.runs.load(), 0);
+    leave.store(true);
+    reader.join();
+    rcu::poll(); // the grace period has ended: anyone's poll runs it
+    EXPECT_EQ(a.runs.load(), 1);
+    EXPECT_TRUE(a.reader_had_left);
+}
+
+TEST_F(Rcu, ACallbackQueuedInsideOurOwnSectionWaitsForItsEndWithABatchOfOne) {
+    rcu::set_poll_batch(1);
+    tracked a;
+    {
+        rcu::read_guard g;
+        rcu::call(&a, note_run);
+        EXPECT_EQ(a.runs.load(), 0);
+        rcu::poll();
+        EXPECT_EQ(a.runs.load(), 0);
+    }
+    rcu::poll();
+    EXPECT_EQ(a.runs.load(), 1);
+}
+
+TEST_F(Rcu, PoisonDestroysAndFillsWithPoisonFree) {
+    static int destroyed = 0;
+    struct victim : rcu::head {
+        std::uint64_t word = 0x1122334455667788ULL;
+        unsigned char bytes[13] = {1, 2, 3};
+        ~victim() { ++destroyed; }
+    };
+    alignas(victim) unsigned char storage[sizeof(victim)];
+    auto* v = new (storage) victim;
+    rcu::poison(v);
+    EXPECT_EQ(destroyed, 1);
+    for (unsigned char b : storage)
+        EXPECT_EQ(b, rcu::poison_free);
+}
+
+TEST_F(Rcu, FreePoisonedReclaimsThroughACallback) {
+    static int destroyed = 0;
+    struct victim : rcu::head {
+        ~victim() { ++destroyed; }
+    };
+    rcu::set_poll_batch(1);
+    rcu::call(new victim, [](rcu::head* h) { rcu::free_poisoned(static_cast<victim*>(h)); });
+    EXPECT_EQ(destroyed, 1); // and ASan/LSan see it freed, not leaked
 }
 
 TEST_F(Rcu, CallbacksRunInCallOrder) {

@@ -88,6 +88,53 @@ inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long
            std::to_string(static_cast<unsigned>(*exp));
 }
 
+// The second half of the kernel's rule for errc::no_space, once the lazy
+// lifecycle is ported (free_vmap_area_noflush(), __purge_vmap_area_lazy(),
+// reclaim_and_purge_vmap_areas()): alloc_vmap_area() purges the lazily freed
+// areas, pools decayed in full and not refilled, before it gives up, so none
+// may still wait on a lazy list or in a pool.
+inline std::string check_no_lazy_area_waiting(vmap::allocator& a) {
+    // Atomics only: no lock, so no scheduling point (vmap_threads calls
+    // this inside an unobserved_look).
+    if (long lazy = a.vmap_lazy_nr(); lazy != 0)
+        return "no_space while " + std::to_string(lazy) +
+               " lazily freed pages wait on lazy lists (the purge on exhaustion would have "
+               "returned them)";
+    if (std::uint64_t pooled = a.pooled_areas(); pooled != 0)
+        return "no_space while " + std::to_string(pooled) +
+               " pooled areas wait in the nodes' pools (the full decay on exhaustion would have "
+               "returned them)";
+    return "";
+}
+
+// errc::no_space is the kernel's answer only after alloc_vmap_area() had
+// purge_fragmented_blocks_allcpus() reclaim what it could and still nothing
+// fit: no CPU may hold a block the forced purge would have freed (free +
+// dirty == VMAP_BBMAP_BITS, dirty != VMAP_BBMAP_BITS), and no lazily freed
+// area may be waiting. Judge it right after the failing vm_map_ram(), before
+// anything else has run (vmap_threads: inside an unobserved_look, and only
+// when no other thread unmapped during the call). Whether a block-sized area
+// fits now is the runner's separate question.
+inline std::string check_exhausted(vmap::allocator& a) {
+    std::string e;
+    {
+        vmap::rcu::read_guard rcu;
+        a.for_each_block([&](vmap::vmap_block* vb) {
+            unsigned free = vb->free.load(std::memory_order_relaxed);
+            unsigned dirty = vb->dirty.load(std::memory_order_relaxed);
+            if (!e.empty() || free + dirty != a.bbmap_bits() || dirty == a.bbmap_bits())
+                return;
+            e = "no_space while block " + hex(vb->va->va_start) + " of CPU " +
+                std::to_string(vb->cpu) + " is fragmented (free " + std::to_string(free) +
+                " + dirty " + std::to_string(dirty) +
+                " == VMAP_BBMAP_BITS): purge_fragmented_blocks_allcpus() would have freed it";
+        });
+    }
+    if (e.empty())
+        e = check_no_lazy_area_waiting(a);
+    return e;
+}
+
 // allocator::check() as one message.
 inline std::string check_audit(vmap::allocator& a) {
     std::vector<std::string> v = a.check();

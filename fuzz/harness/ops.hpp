@@ -30,6 +30,10 @@
 //                                block's pages, four blocks', or 1 (the
 //                                drain work is due after every free)
 //   op := opcode args
+//     opcode bit 4: after the op, run the RCU callbacks that are ready
+//              (rcu::poll(): the input ends grace periods, harness/runner.hpp)
+//     opcode bits 5-7: `sub`, read by vmap_threads only (its vread and check
+//              ops; fuzz/vmap_threads.cpp)
 //     opcode % 16:
 //       0-5   map        count fill      count byte k: k < 96 -> 1 page;
 //                                        k < 224 -> 2 + (k - 96) % 63 (2..64);
@@ -101,7 +105,9 @@ struct op {
     unsigned len = 0;      // vread: bytes
     unsigned cpu = 0;      // purge, switch_cpu: possible CPU index % n
     bad_kind bad = bad_kind::unknown;
-    std::uint8_t arg = 0; // bad_unmap: variation
+    std::uint8_t arg = 0;  // bad_unmap: variation
+    bool rcu_poll = false; // opcode bit 4: run ready RCU callbacks afterwards
+    std::uint8_t sub = 0;  // opcode bits 5-7 (vmap_threads)
 };
 
 struct scenario {
@@ -231,6 +237,10 @@ inline std::vector<op> decode_ops(byte_reader& r, bool error_paths) {
             o.kind = c < 128 ? op_kind::purge_all : op_kind::shrink;
             break;
         }
+        o.rcu_poll = (c & 0x10) != 0;
+        // Bit 7 of opcodes 14 and 15 chose drain/shrink: not part of sub.
+        o.sub = static_cast<std::uint8_t>(
+            (c >> 5) & (o.kind == op_kind::drain || o.kind == op_kind::shrink ? 3 : 7));
         ops.push_back(o);
     }
     return ops;
@@ -253,7 +263,16 @@ inline const char* to_string(bad_kind b) {
     return names[static_cast<unsigned>(b)];
 }
 
+inline std::string to_string_base(const op& o);
+
 inline std::string to_string(const op& o) {
+    std::string s = to_string_base(o);
+    if (o.sub)
+        s += " sub=" + std::to_string(o.sub);
+    return o.rcu_poll ? s + " +rcu_poll" : s;
+}
+
+inline std::string to_string_base(const op& o) {
     switch (o.kind) {
     case op_kind::map:
         return "map count=" + std::to_string(o.count) + " fill=" + std::to_string(o.fill);

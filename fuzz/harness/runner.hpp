@@ -6,7 +6,8 @@
 //              live mapping; a small one lies in the block find_block()
 //              names; no page of it is one the model unmapped and no flush
 //              covered since; a failure is no_space only when nothing could
-//              fit;
+//              fit, and only after the purge of every CPU left no block it
+//              would have freed (check_exhausted());
 //   unmap      the address still resolves to the block that served it;
 //              the TLB log shows the translations removed (the range
 //              itself waits on a lazy list until a lazy purge);
@@ -18,7 +19,10 @@
 //              purges a block with free >= VMAP_PURGE_THRESHOLD;
 //   bad unmap  the documented errc, the documented WARN or BUG count, and
 //              every live mapping still in place;
-//   every op   no WARN or BUG the model did not predict; the TLB log,
+//   every op   the ops whose opcode has bit 4 set run the ready RCU
+//              callbacks afterwards (rcu::poll(); with the poll batch of 1
+//              that the runner sets, the rest run at call() time already);
+//              no WARN or BUG the model did not predict; the TLB log,
 //              replayed by the TLB model (tlb.hpp): nothing is handed out
 //              while a page of it is stale, judged at each event's stamp,
 //              so also inside one operation (a purge on exhaustion, say);
@@ -48,7 +52,10 @@ namespace harness {
 
 struct runner_options {
     unsigned check_every = 16; // full audit every N ops (0: only at the end)
-    bool verbose = false;      // print each op as it runs (vmap-trace)
+    // rcu::set_poll_batch() for the process: 1 ends every grace period as
+    // soon as its last reader leaves (rcu.hpp's default batches 64).
+    std::size_t rcu_poll_batch = 1;
+    bool verbose = false;                               // print each op as it runs (vmap-trace)
     std::function<void(const std::string&)> on_failure; // default: print + abort
 };
 
@@ -58,6 +65,7 @@ class runner {
         : opt_(std::move(opt)), alloc_(with_handler(cfg)),
           model_(alloc_.page_size(), alloc_.max_alloc()), tlb_(alloc_.page_size()) {
         cfg_text_ = describe(cfg, error_paths);
+        vmap::rcu::set_poll_batch(opt_.rcu_poll_batch);
         bind(cpu_at(0));
     }
 
@@ -119,6 +127,8 @@ class runner {
             alloc_.vmap_node_shrink_scan();
             break;
         }
+        if (o.rcu_poll)
+            vmap::rcu::poll();
         drain_tlb(false);
         check_diagnostics();
         ++index_;
@@ -228,6 +238,10 @@ class runner {
 
     // no_space is right only when nothing could have served the request.
     void check_no_space(unsigned count) {
+        // (More pages than the range holds fail before any purge.)
+        if (static_cast<unsigned long>(count) * alloc_.page_size() <= alloc_.cfg().vmalloc_size)
+            if (std::string e = check_exhausted(alloc_); !e.empty())
+                fail(e);
         if (!model_.is_small(count)) {
             if (alloc_.areas().can_fit(count * alloc_.page_size(), alloc_.page_size()))
                 fail("no_space for " + std::to_string(count) + " pages while the range fits them");

@@ -6,10 +6,16 @@
 // same input always gives the same interleaving.
 //
 // Decision k is a pure function of k and the set of runnable threads:
-// choice(k) is input[k], or splitmix64(seed + k) past the input's end; the
-// next thread is the (choice % n)-th runnable one. So no thread keeps state
-// another reads, apart from atomics: the scheduler adds no data race of its
-// own, and TSan judges the allocator alone.
+// choice(k) is input[k], or splitmix64(seed + k) past the input's end; bit 0
+// keeps the running thread, bits 1-7 pick the ((c >> 1) % n)-th runnable one.
+// So no thread keeps state another reads, apart from atomics: the scheduler
+// adds no data race of its own, and TSan judges the allocator alone.
+//
+// Grace periods end when the input says: a decision with bit 7 set also runs,
+// on the running thread before it hands off, every RCU callback that is ready
+// (rcu::poll(): no reader that could still hold its object is inside). With
+// the harness's poll batch of 1 a callback may so run at any scheduling point
+// after its last reader left, as in the kernel, not only once 64 piled up.
 //
 // TSan must not see the hand-off as synchronisation, or it would order
 // every access of one thread before the next thread's and hide the
@@ -49,14 +55,45 @@
 #ifdef HARNESS_TSAN
 extern "C" void AnnotateIgnoreSyncBegin(const char* file, int line);
 extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
 #define HARNESS_IGNORE_SYNC_BEGIN() AnnotateIgnoreSyncBegin(__FILE__, __LINE__)
 #define HARNESS_IGNORE_SYNC_END() AnnotateIgnoreSyncEnd(__FILE__, __LINE__)
+#define HARNESS_IGNORE_READS_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define HARNESS_IGNORE_READS_END() AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
 #else
 #define HARNESS_IGNORE_SYNC_BEGIN() ((void)0)
 #define HARNESS_IGNORE_SYNC_END() ((void)0)
+#define HARNESS_IGNORE_READS_BEGIN() ((void)0)
+#define HARNESS_IGNORE_READS_END() ((void)0)
 #endif
 
 namespace harness {
+
+// A look at the allocator's state from a managed thread that neither TSan
+// nor the schedule may notice: no scheduling decision is taken inside (the
+// thread's hook is off), TSan ignores its synchronisation and its reads (so
+// the look adds no happens-before edge between threads and reports no race
+// of its own), and only this thread runs, so nothing changes under it. The
+// look must only read, and must not free anything.
+class unobserved_look {
+  public:
+    unobserved_look() : saved_(vmap::detail::sched_hook) {
+        vmap::set_sched_hook(nullptr);
+        HARNESS_IGNORE_SYNC_BEGIN();
+        HARNESS_IGNORE_READS_BEGIN();
+    }
+    ~unobserved_look() {
+        HARNESS_IGNORE_READS_END();
+        HARNESS_IGNORE_SYNC_END();
+        vmap::set_sched_hook(saved_);
+    }
+    unobserved_look(const unobserved_look&) = delete;
+    unobserved_look& operator=(const unobserved_look&) = delete;
+
+  private:
+    vmap::sched_hook_fn saved_;
+};
 
 class det_scheduler {
   public:
@@ -142,7 +179,10 @@ class det_scheduler {
                 if (slots_[i].status.load(std::memory_order_relaxed) == spinning &&
                     slots_[i].spinning_on.load(std::memory_order_relaxed) == object)
                     slots_[i].status.store(runnable, std::memory_order_relaxed);
-        unsigned next = choose(self);
+        bool end_grace = false;
+        unsigned next = choose(self, &end_grace);
+        if (end_grace)
+            vmap::rcu::poll();
         if (next == self)
             return;
         hand_to(next);
@@ -166,7 +206,8 @@ class det_scheduler {
     }
 
     // The next thread to run; `self` (or n_ at the start) is the caller.
-    unsigned choose(unsigned self) {
+    // *end_grace: whether the caller runs the ready RCU callbacks first.
+    unsigned choose(unsigned self, bool* end_grace = nullptr) {
         unsigned runnable_ids[max_threads];
         unsigned n = 0;
         for (unsigned i = 0; i < n_; ++i)
@@ -183,6 +224,8 @@ class det_scheduler {
         // Half of the choices keep the current thread: fewer hand-offs, and
         // long runs of one thread still happen.
         std::uint8_t c = choice(k);
+        if (end_grace)
+            *end_grace = (c & 0x80) != 0;
         unsigned next = runnable_ids[(c >> 1) % n];
         if ((c & 1) == 0 && self < n_ && can_run(self))
             next = self;
@@ -224,7 +267,7 @@ class det_scheduler {
     void report_positions() const {
         static constexpr const char* kinds[] = {"lock_acquire", "lock_spin", "lock_release",
                                                 "rcu_enter",    "rcu_exit",  "rcu_wait",
-                                                "precheck",     "publish"};
+                                                "precheck",     "publish",   "rcu_torture"};
         for (unsigned i = 0; i < n_; ++i) {
             const slot& s = slots_[i];
             int st = s.status.load();

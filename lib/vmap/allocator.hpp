@@ -261,6 +261,8 @@ class allocator {
     unsigned addr_to_node_id(unsigned long addr) const;
     unsigned long lazy_max_pages() const;
     long vmap_lazy_nr() const { return vmap_lazy_nr_.load(std::memory_order_relaxed); }
+    // Areas in all nodes' pools now (their true count; no lock taken).
+    std::uint64_t pooled_areas() const;
     // Whether an area on some node's lazy list contains `addr`.
     bool lazy_area_covers(unsigned long addr);
     // The block mapping `addr`, or nullptr. The result is only safe to use
@@ -295,9 +297,10 @@ class allocator {
     // kva.hpp
     vmap_area* alloc_vmap_area(unsigned long size, unsigned long align, unsigned flags,
                                std::span<std::byte* const> pages = {});
-    std::unique_ptr<vmap_area> node_alloc(unsigned long size, unsigned long align, unsigned* vn_id);
+    std::unique_ptr<vmap_area> node_alloc(unsigned long size, unsigned long align, unsigned flags,
+                                          unsigned* vn_id);
     std::unique_ptr<vmap_area> node_pool_del_va(vmap_node& vn, unsigned long size,
-                                                unsigned long align);
+                                                unsigned long align, unsigned flags);
     bool node_pool_add_va(vmap_node& vn, std::unique_ptr<vmap_area>& va);
     vmap_pool* size_to_va_pool(vmap_node& vn, unsigned long size);
     void decay_va_pool_node(vmap_node& vn, bool full_decay);
@@ -455,9 +458,7 @@ inline allocator_stats allocator::stats() const {
     st.lazy_purges = lazy_purges_.load(std::memory_order_relaxed);
     st.drain_runs = drain_runs_.load(std::memory_order_relaxed);
     st.lazy_pages = vmap_lazy_nr_.load(std::memory_order_relaxed);
-    for (unsigned i = 0; i < nr_nodes_; ++i)
-        for (const vmap_pool& vp : self->nodes_[i].pool)
-            st.pooled_areas += vp.entries.load(std::memory_order_relaxed);
+    st.pooled_areas = pooled_areas();
     return st;
 }
 

@@ -18,6 +18,15 @@
 //     proves nothing about e: a reader it saw outside may have entered since.)
 //   - synchronize() does the same for "now" and waits; poll() runs what is
 //     already safe without waiting; barrier() waits and runs everything.
+//   - when callbacks run is a policy: call() polls once poll_batch() of them
+//     are pending (64 by default, set_poll_batch(); the fuzz harness sets 1,
+//     so a grace period ends as soon as the last reader leaves), and anyone
+//     may poll() at any moment; the deterministic scheduler does so when the
+//     fuzz input says (harness/scheduler.hpp), so the input ends grace
+//     periods.
+//   - free_poisoned() reclaims an object by filling it with POISON_FREE
+//     before freeing it: a stale reader meets a use-after-free under ASan and
+//     0x6b6b... values elsewhere.
 // Invariants: a thread never synchronizes inside its own read-side section
 // (it would wait for itself), and nothing queued by call() is lost: barrier()
 // runs it all, and allocators call barrier() when they are destroyed.
@@ -26,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -57,6 +67,7 @@ struct domain {
     head* cb_first = nullptr; // FIFO, so epochs are non-decreasing
     head* cb_last = nullptr;
     std::atomic<std::size_t> cb_pending{0};
+    std::atomic<std::size_t> batch{64}; // poll_batch(), default_poll_batch
 };
 
 inline domain& global() {
@@ -176,7 +187,14 @@ namespace detail {
 // a callback queued after the scan inside a section that was still open.)
 inline std::uint64_t safe_epoch(domain& d) {
     std::uint64_t handed_out = d.gp.load(std::memory_order_seq_cst);
+#if defined(VMAP_BUG_VARIANT_RCU_NO_GRACE)
+    // BUG VARIANT rcu_no_grace (this port, to prove the harness can end grace
+    // periods under a reader): every queued callback counts as ready, whether
+    // or not a reader that could still see its object is inside.
+    return handed_out;
+#else
     return std::min(handed_out, oldest_reader(d));
+#endif
 }
 
 // Detaches the callbacks whose epoch is <= limit.
@@ -219,9 +237,19 @@ inline void poll() {
 }
 
 // call_rcu(): func(h) runs after every current reader has left. Batches of
-// callbacks are run by poll() once enough have piled up; it never waits, so
-// call() is safe under spinlocks and inside read-side sections.
-inline constexpr std::size_t poll_batch = 64;
+// callbacks are run by poll() once poll_batch() have piled up; it never
+// waits, so call() is safe under spinlocks and inside read-side sections.
+inline constexpr std::size_t default_poll_batch = 64;
+
+inline std::size_t poll_batch() {
+    return detail::global().batch.load(std::memory_order_relaxed);
+}
+
+// Process-wide, like the domain: 1 runs every callback that is ready at
+// call() time (and the rest at the next poll()); 0 counts as 1.
+inline void set_poll_batch(std::size_t n) {
+    detail::global().batch.store(n ? n : 1, std::memory_order_relaxed);
+}
 
 inline void call(head* h, void (*func)(head*)) {
     detail::domain& d = detail::global();
@@ -238,7 +266,7 @@ inline void call(head* h, void (*func)(head*)) {
         d.cb_last = h;
         pending = d.cb_pending.fetch_add(1, std::memory_order_relaxed) + 1;
     }
-    if (pending >= poll_batch)
+    if (pending >= poll_batch())
         poll();
 }
 
@@ -254,6 +282,26 @@ inline void barrier() {
 
 inline std::size_t pending_callbacks() {
     return detail::global().cb_pending.load(std::memory_order_relaxed);
+}
+
+// The kernel's POISON_FREE: what a reclaimed object is filled with.
+inline constexpr unsigned char poison_free = 0x6b;
+
+// Destroys *p and fills its bytes with poison_free; the memory stays
+// allocated (free_poisoned() frees it).
+template <class T>
+void poison(T* p) {
+    p->~T();
+    std::memset(static_cast<void*>(p), poison_free, sizeof(T));
+}
+
+// For RCU callbacks: destroy, poison, free (p came from `new T`). Under ASan
+// a stale reader's access is a heap-use-after-free; without it the object's
+// fields read as 0x6b6b... until the memory is reused.
+template <class T>
+void free_poisoned(T* p) {
+    poison(p);
+    ::operator delete(static_cast<void*>(p));
 }
 
 // Registers the calling thread now rather than at its first read-side

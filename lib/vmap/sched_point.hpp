@@ -19,6 +19,7 @@ enum class sched_kind : unsigned char {
     rcu_wait,     // synchronize() waiting for a reader
     precheck,     // vb_alloc's lockless look at vb->free
     publish,      // a block is about to become visible (xarray, free list)
+    rcu_torture,  // the harness's rcutorture: a reader holding its object, a writer
 };
 
 using sched_hook_fn = void (*)(sched_kind kind, const void* object);

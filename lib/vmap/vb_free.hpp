@@ -24,7 +24,7 @@ inline void allocator::free_vmap_block(vmap_block* vb) {
     free_vmap_area_noflush(areas_.unlink(vb->va));
     blocks_live_.fetch_sub(1, std::memory_order_relaxed);
     blocks_freed_.fetch_add(1, std::memory_order_relaxed);
-    rcu::call(&vb->rcu_head, [](rcu::head* h) { delete vmap_block::from_rcu(h); });
+    rcu::call(&vb->rcu_head, [](rcu::head* h) { rcu::free_poisoned(vmap_block::from_rcu(h)); });
 }
 
 inline errc allocator::vb_free(unsigned long addr, unsigned long size) {

@@ -30,12 +30,29 @@ inline void allocator::vread(unsigned long addr, std::span<std::byte> buf) {
             rcu::read_guard rcu;
             vmap_block* vb = addr_to_vb_xa(page_addr).load(addr_to_vb_idx(page_addr));
             if (vb) {
-                // vmap_ram_vread_iter(): copy what is mapped, under vb->lock.
+#if defined(VMAP_BUG_VARIANT_VREAD_UNLOCKED_COPY)
+                // BUG VARIANT vread_unlocked_copy (this port, to prove the
+                // cross-thread reader): the page is looked up under vb->lock
+                // but copied after it is dropped, when its owner may have
+                // unmapped and freed it.
+                std::byte* p = nullptr;
+                {
+                    std::lock_guard<spinlock> g(vb->lock);
+                    p = block_page(vb, page_addr);
+                }
+                if (p) {
+                    std::memcpy(out, p + in_page, n);
+                    copied = true;
+                }
+#else
+                // vmap_ram_vread_iter(): copy what is mapped, under vb->lock,
+                // which keeps vb_free() from unmapping it meanwhile.
                 std::lock_guard<spinlock> g(vb->lock);
                 if (std::byte* p = block_page(vb, page_addr)) {
                     std::memcpy(out, p + in_page, n);
                     copied = true;
                 }
+#endif
             } else {
                 copied = areas_.with_area(page_addr, [&](vmap_area* va) {
                     if (!va || (va->flags & VMAP_FLAGS_MASK) != VMAP_RAM)
