@@ -184,15 +184,7 @@ inline bool allocator::run_drain_work() {
 
 inline void allocator::reclaim_and_purge_vmap_areas() {
     std::lock_guard<spinlock> pl(purge_lock_);
-    // The harness's check_exhausted() judges every no_space by this rule.
-#if defined(VMAP_BUG_VARIANT_NO_PURGE_ON_EXHAUSTION)
-    // BUG VARIANT no_purge_on_exhaustion (this port, to prove the no_space
-    // check): only the current CPU's fragmented blocks are purged; other
-    // CPUs keep theirs and the request fails.
-    purge_fragmented_blocks(current_cpu(topo_));
-#else
     purge_fragmented_blocks_allcpus();
-#endif
     purge_vmap_area_lazy(ULONG_MAX, 0, true);
 }
 
