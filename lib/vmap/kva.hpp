@@ -150,9 +150,9 @@ inline vmap_area* allocator::alloc_vmap_area(unsigned long size, unsigned long a
             break;
         if (purged)
             return nullptr; // -EBUSY
-        // overflow: reclaim what fragmented blocks and lazy areas hold on
-        // every CPU and node, then try once more. (The harness's
-        // check_exhausted() judges every no_space by this rule.)
+                            // overflow: reclaim what fragmented blocks and lazy areas hold on
+                            // every CPU and node, then try once more. (The harness's
+                            // check_exhausted() judges every no_space by this rule.)
 #if defined(VMAP_BUG_VARIANT_NO_PURGE_ON_EXHAUSTION)
         // BUG VARIANT no_purge_on_exhaustion (this port, to prove the
         // no_space check): only the current CPU's fragmented blocks are
