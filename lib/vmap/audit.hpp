@@ -175,46 +175,50 @@ inline std::vector<std::string> allocator::check() {
     std::map<unsigned long, unsigned long> waiting; // start -> end, lazy or pooled
     unsigned long waiting_bytes = 0;
     long lazy_pages = 0;
-    auto note = [&](const vmap_area& va, const std::string& where) {
+    // Names are built only for a violation: a check visits 256 pools a node.
+    auto node_name = [](unsigned id) { return "node " + std::to_string(id); };
+    auto pool_name = [&](unsigned id, unsigned i) {
+        return node_name(id) + " pool " + std::to_string(i);
+    };
+    auto note = [&](const vmap_area& va, auto where) {
         auto [it, fresh] = waiting.emplace(va.va_start, va.va_end);
         auto next = std::next(it);
         if (!fresh || (it != waiting.begin() && std::prev(it)->second > va.va_start) ||
             (next != waiting.end() && next->first < va.va_end))
-            out.push_back(where + " area " + hex(va.va_start) + " overlaps another lazy or " +
+            out.push_back(where() + " area " + hex(va.va_start) + " overlaps another lazy or " +
                           "pooled area");
         if (areas_.overlaps_free_or_busy(va.va_start, va.va_end))
-            out.push_back(where + " area " + hex(va.va_start) + " overlaps free or busy space");
+            out.push_back(where() + " area " + hex(va.va_start) + " overlaps free or busy space");
         waiting_bytes += va.va_end - va.va_start;
     };
     for (unsigned id = 0; id < nr_nodes_; ++id) {
         vmap_node& vn = nodes_[id];
-        std::string node = "node " + std::to_string(id);
         if (!vn.purge_list.empty())
-            out.push_back(node + ": purge list not empty outside a purge");
+            out.push_back(node_name(id) + ": purge list not empty outside a purge");
         {
             std::lock_guard<spinlock> g(vn.lazy_lock);
             for (auto& [start, va] : vn.lazy) {
-                note(*va, node + " lazy");
+                note(*va, [&] { return node_name(id) + " lazy"; });
                 lazy_pages += static_cast<long>((va->va_end - va->va_start) >> cfg_.page_shift);
             }
         }
         std::lock_guard<spinlock> g(vn.pool_lock);
         for (unsigned i = 0; i < MAX_VA_SIZE_PAGES; ++i) {
             vmap_pool& vp = vn.pool[i];
-            std::string pool = node + " pool " + std::to_string(i);
             if (vp.len.load() != vp.head.size())
-                out.push_back(pool + ": len " + std::to_string(vp.len.load()) + " but " +
-                              std::to_string(vp.head.size()) + " areas on its list");
+                out.push_back(pool_name(id, i) + ": len " + std::to_string(vp.len.load()) +
+                              " but " + std::to_string(vp.head.size()) + " areas on its list");
             if (vp.entries.load() != vp.head.size())
-                out.push_back(pool + ": entries counter differs from its list");
+                out.push_back(pool_name(id, i) + ": entries counter differs from its list");
             for (const std::unique_ptr<vmap_area>& va : vp.head) {
-                note(*va, pool);
+                note(*va, [&] { return pool_name(id, i); });
                 if (va->va_end - va->va_start != (static_cast<unsigned long>(i) + 1)
                                                      << cfg_.page_shift)
-                    out.push_back(pool + ": area " + hex(va->va_start) + " is not " +
+                    out.push_back(pool_name(id, i) + ": area " + hex(va->va_start) + " is not " +
                                   std::to_string(i + 1) + " pages");
                 if (decode_vn_id(va->flags, nr_nodes_) != id)
-                    out.push_back(pool + ": area " + hex(va->va_start) + " has another node's id");
+                    out.push_back(pool_name(id, i) + ": area " + hex(va->va_start) +
+                                  " has another node's id");
             }
         }
     }
