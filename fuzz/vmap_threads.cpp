@@ -245,8 +245,30 @@ void run_thread(vmap::allocator& a, harness::model& m, registry& reg, harness::r
             bool unmapping = reg.unmapping.load(rx) != 0;
             reg.in_flight.fetch_add(1, rx);
             reg.changes.fetch_add(1, rx);
-            vmap::map_result r = a.vm_map_ram(mp->pages);
+            // A planned fault may roll back through vm_unmap_ram(), which
+            // frees lazily: for the other threads' no_space rule, an unmap.
+            if (o.fault)
+                reg.unmapping.fetch_add(1, rx);
+            vmap::map_result r;
+            bool fired = false;
+            {
+                harness::planned_fault plan(o.fault);
+                r = a.vm_map_ram(mp->pages);
+                fired = plan.fired();
+            }
+            if (o.fault) {
+                reg.unmaps.fetch_add(1, rx);
+                reg.unmapping.fetch_sub(1, rx);
+            }
             digest = digest * 31 + r.addr + static_cast<unsigned>(r.err);
+            if (fired || r.err == vmap::errc::no_memory) {
+                reg.changes.fetch_add(1, rx);
+                reg.in_flight.fetch_sub(1, rx);
+                if (!fired || r.err != vmap::errc::no_memory || r.addr != 0)
+                    check(std::string("vm_map_ram with a planned fault (fired: ") +
+                          (fired ? "yes" : "no") + ") returned " + vmap::to_string(r.err));
+                break;
+            }
             if (!r) {
                 reg.changes.fetch_add(1, rx);
                 reg.in_flight.fetch_sub(1, rx);
@@ -393,6 +415,16 @@ run_vmap_threads(std::span<const std::uint8_t> in) {
         }
     };
     replay_tlb();
+
+    // vm_unmap_aliases()'s promise, quiescent: afterwards no page unmapped
+    // before it may still have a translation (a dirty range an earlier call
+    // reset before the pages were unmapped would stay stale).
+    a.vm_unmap_aliases();
+    replay_tlb();
+    if (tlb.any_stale(a.vmalloc_start(), a.vmalloc_end()))
+        fail(0, 0, nullptr,
+             "pages unmapped before a quiescent vm_unmap_aliases are still stale after it:\n" +
+                 tlb.describe());
 
     // Quiescent again: the whole picture.
     if (std::string e = harness::check_audit(a); !e.empty())

@@ -159,6 +159,9 @@ inline rc::Gen<harness::op> gen_op(op_options opt) {
         case op_kind::map:
             o.count = *gen_count(opt.error_paths);
             o.fill = *rc::gen::arbitrary<std::uint8_t>();
+            // One map in 16 plans an allocation failure (harness/faults.hpp).
+            if (*rc::gen::inRange(0, 16) == 0)
+                o.fault = static_cast<vmap::fault_site>(*rc::gen::inRange(0, 3));
             break;
         case op_kind::unmap:
             o.handle = *rc::gen::arbitrary<std::uint8_t>();

@@ -67,9 +67,16 @@ void run_worker(vmap::allocator& a, worker& w, unsigned id, std::latch& go) {
         switch (o.kind) {
         case harness::op_kind::map: {
             std::unique_ptr<harness::mapping> mp = m.prepare(o.count, o.fill);
+            harness::planned_fault plan(o.fault);
             vmap::map_result r = a.vm_map_ram(mp->pages);
+            if (plan.fired() != (r.err == vmap::errc::no_memory)) {
+                error(w, i, o,
+                      std::string("planned fault ") + (plan.fired() ? "fired" : "did not fire") +
+                          ", vm_map_ram returned " + vmap::to_string(r.err));
+                break;
+            }
             if (!r) {
-                if (r.err != vmap::errc::no_space)
+                if (r.err != vmap::errc::no_space && r.err != vmap::errc::no_memory)
                     error(w, i, o, std::string("vm_map_ram failed with ") + vmap::to_string(r.err));
                 break;
             }

@@ -74,7 +74,7 @@ void unmap_aliases(harness::runner& r) {
             keep.push_back({vb, vb->va->va_start, free});
     }
 
-    r.step({harness::op_kind::unmap_aliases});
+    r.step(harness::op{.kind = harness::op_kind::unmap_aliases});
 
     for (unsigned long page : due)
         if (r.model().unflushed().count(page))
@@ -96,7 +96,7 @@ void unmap_aliases(harness::runner& r) {
     // Again, with no unmap in between: nothing new to flush.
     std::uint64_t flushes = a.tlb().flushes();
     std::uint64_t purged = a.stats().blocks_purged;
-    r.step({harness::op_kind::unmap_aliases});
+    r.step(harness::op{.kind = harness::op_kind::unmap_aliases});
     if (a.tlb().flushes() != flushes)
         RC_FAIL("a second vm_unmap_aliases with no unmap in between flushed " +
                 std::to_string(a.tlb().flushes() - flushes) + " range(s)");

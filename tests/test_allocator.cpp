@@ -71,9 +71,9 @@ class Allocator : public testing::TestWithParam<alloc_param> {
         c.bbmap_bits = GetParam().bits;
         return c;
     }
-    unsigned bits() const {
-        return GetParam().bits ? GetParam().bits
-                               : vmap::default_bbmap_bits(GetParam().mask.limit());
+    // VMAP_BBMAP_BITS at NR_CPUS 8192; pass a test's page_shift if not 12.
+    unsigned bits(unsigned page_shift = 12) const {
+        return GetParam().bits ? GetParam().bits : vmap::default_bbmap_bits(8192, page_shift);
     }
     std::vector<unsigned> cpus() const { return GetParam().mask.cpus(); }
 
@@ -117,17 +117,38 @@ class Allocator : public testing::TestWithParam<alloc_param> {
 
 TEST_P(Allocator, Geometry) {
     mapper& m = make();
-    EXPECT_EQ(m.a->bbmap_bits(), bits());
+    EXPECT_EQ(m.a->bbmap_bits(), bits(12));
     EXPECT_EQ(m.a->page_size(), 4096u);
-    EXPECT_EQ(m.a->block_size(), bits() * 4096UL);
-    EXPECT_EQ(m.a->purge_threshold(), bits() / 4);
+    EXPECT_EQ(m.a->block_size(), bits(12) * 4096UL);
+    EXPECT_EQ(m.a->purge_threshold(), bits(12) / 4);
     EXPECT_EQ(m.a->max_alloc(), 64u);
     EXPECT_EQ(m.a->vmalloc_start(), vmap::default_vmalloc_start);
     EXPECT_EQ(m.a->vmalloc_end(), vmap::default_vmalloc_start + vmap::default_vmalloc_size);
     EXPECT_EQ(m.a->cpus().nr_cpu_ids(), GetParam().mask.limit());
     if (!GetParam().bits) {
-        EXPECT_EQ(m.a->bbmap_bits(), 1024u); // up to 2048 CPUs: 4 MiB blocks
+        EXPECT_EQ(m.a->bbmap_bits(), 256u); // NR_CPUS 8192: 1 MiB blocks, whatever the mask
     }
+}
+
+// The two geometries: NR_CPUS (config::nr_cpus, the kernel's) sizes blocks
+// whatever the mask; nr_cpus 0 takes nr_cpu_ids instead (the old port).
+TEST(Geometry, BlocksFollowNrCpusNotTheMask) {
+    for (unsigned n : {1u, 4u, 64u, 128u}) {
+        vmap::config c;
+        c.possible = vmap::cpu_mask::first_n(n);
+        vmap::allocator nr_cpus(c);
+        EXPECT_EQ(nr_cpus.bbmap_bits(), 256u) << n << " CPUs";
+        c.nr_cpus = 0; // nr_cpu_ids <= 2048: the formula's 1024-page maximum
+        EXPECT_EQ(vmap::allocator(c).bbmap_bits(), 1024u) << n << " CPUs";
+    }
+    vmap::config c;
+    c.possible = vmap::cpu_mask::first_n(4096);
+    c.nr_cpus = 0;
+    EXPECT_EQ(vmap::allocator(c).bbmap_bits(), 512u); // 2^25 pages / 4096 / 16
+    c.nr_cpus = 8192;
+    EXPECT_EQ(vmap::allocator(c).bbmap_bits(), 256u);
+    c.nr_cpus = 2048; // fewer than nr_cpu_ids: the kernel cannot be built so
+    EXPECT_THROW(vmap::allocator{c}, std::invalid_argument);
 }
 
 TEST_P(Allocator, MapUnmapOfEverySize) {
@@ -259,11 +280,11 @@ TEST_P(Allocator, NonForcedPurgeSparesBlocksWithFreePagesAtOrAboveTheThreshold) 
     mapper& m = make(c);
     const unsigned t = m.a->purge_threshold();
     const unsigned cpu = cpus().back();
-    for (unsigned free : {1u, t - 1, t, t + 1, bits() / 2, bits() - 1}) {
+    for (unsigned free : {1u, t - 1, t, t + 1, bits(8) / 2, bits(8) - 1}) {
         SCOPED_TRACE("free " + std::to_string(free) + ", threshold " + std::to_string(t));
         ASSERT_TRUE(m.blocks().empty());
         std::vector<unsigned long> addrs;
-        unsigned long block = fill_block(m, cpu, bits() - free, &addrs);
+        unsigned long block = fill_block(m, cpu, bits(8) - free, &addrs);
         ASSERT_FALSE(HasFatalFailure());
         for (unsigned long a : addrs)
             ASSERT_NO_FATAL_FAILURE(m.unmap(a));
@@ -284,13 +305,13 @@ TEST_P(Allocator, NonForcedPurgeSparesBlocksWithFreePagesAtOrAboveTheThreshold) 
             EXPECT_EQ(m.a->stats().blocks_purged, purged);
             EXPECT_EQ(f.reason, flush_reason::unmap_aliases);
             EXPECT_EQ(f.start, block);
-            EXPECT_EQ(f.end, block + (bits() - free) * m.page());
+            EXPECT_EQ(f.end, block + (bits(8) - free) * m.page());
             // Forced: taken now.
             m.a->purge_fragmented_blocks(cpu);
             m.drain();
             EXPECT_EQ(m.a->find_block(block), nullptr) << "forced purge left it";
             EXPECT_EQ(m.a->stats().blocks_purged, purged + 1);
-            EXPECT_EQ(m.a->stats().lazy_pages, static_cast<long>(bits()));
+            EXPECT_EQ(m.a->stats().lazy_pages, static_cast<long>(bits(8)));
             ASSERT_NO_FATAL_FAILURE(m.unmap_aliases()); // the lazy purge flushes it
             EXPECT_EQ(m.flush_seen.back().reason, flush_reason::lazy_purge);
             EXPECT_EQ(m.flush_seen.back().start, block);
@@ -346,12 +367,12 @@ TEST_P(Allocator, ExhaustionFailsCleanlyAndPurgeRetryRecoversFragmentedBlocks) {
     vmap::config c = make_config();
     c.page_shift = 8; // small pages: filling blocks copies less
     const unsigned long ps = 256;
-    c.vmalloc_size = 2UL * bits() * ps;
+    c.vmalloc_size = 2UL * bits(8) * ps;
     mapper& m = make(c);
     const unsigned cpu = cpus().front();
     std::vector<unsigned long> a_addrs, b_addrs;
-    unsigned long block_a = fill_block(m, cpu, bits() - 1, &a_addrs); // free 1
-    unsigned long block_b = fill_block(m, cpu, bits(), &b_addrs);     // full
+    unsigned long block_a = fill_block(m, cpu, bits(8) - 1, &a_addrs); // free 1
+    unsigned long block_b = fill_block(m, cpu, bits(8), &b_addrs);     // full
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_NE(block_a, block_b);
     ASSERT_EQ(m.blocks().size(), 2u);
@@ -369,7 +390,7 @@ TEST_P(Allocator, ExhaustionFailsCleanlyAndPurgeRetryRecoversFragmentedBlocks) {
     // One page still fits in block A; with it A is full.
     vmap::map_result last = m.map(cpu, 1, 0);
     ASSERT_TRUE(last);
-    EXPECT_EQ(last.addr, block_a + (bits() - 1) * ps);
+    EXPECT_EQ(last.addr, block_a + (bits(8) - 1) * ps);
     a_addrs.push_back(last.addr);
     // Unmapping all of A makes it fully dirty: freed, no purge needed.
     for (unsigned long a : a_addrs)
@@ -379,7 +400,7 @@ TEST_P(Allocator, ExhaustionFailsCleanlyAndPurgeRetryRecoversFragmentedBlocks) {
     EXPECT_EQ(m.a->stats().blocks_purged, 0u);
     // Rebuild A fragmented: all its pages unmapped, 1 page never handed out.
     a_addrs.clear();
-    ASSERT_EQ(fill_block(m, cpu, bits() - 1, &a_addrs), block_a);
+    ASSERT_EQ(fill_block(m, cpu, bits(8) - 1, &a_addrs), block_a);
     for (unsigned long a : a_addrs)
         ASSERT_NO_FATAL_FAILURE(m.unmap(a));
     ASSERT_NE(m.a->find_block(block_a), nullptr);
@@ -394,13 +415,13 @@ TEST_P(Allocator, ExhaustionFailsCleanlyAndPurgeRetryRecoversFragmentedBlocks) {
     // A range smaller than a block serves no small request at all.
     vmap::config tiny = make_config();
     tiny.page_shift = 8;
-    tiny.vmalloc_size = ps * (bits() - 1);
+    tiny.vmalloc_size = ps * (bits(8) - 1);
     vmap::allocator t(tiny);
     std::byte page[4096];
     std::byte* p = page;
     vmap::cpu_binding bind(cpu);
     EXPECT_EQ(t.vm_map_ram({&p, 1}).err, errc::no_space);
-    std::vector<std::byte*> many(bits() - 1, p);
+    std::vector<std::byte*> many(bits(8) - 1, p);
     EXPECT_TRUE(t.vm_map_ram(many)) << "a large mapping still fits";
 }
 
@@ -441,7 +462,7 @@ TEST_P(Allocator, HashAndKeyFollowTheKernelFormulas) {
         // Real blocks sit where the formulas say: fill 2 * nr_cpu_ids blocks.
         for (unsigned long b = 0; b < 2UL * prm.mask.limit(); ++b) {
             std::vector<unsigned long> addrs_in;
-            fill_block(m, cpus()[b % cpus().size()], bits(), &addrs_in);
+            fill_block(m, cpus()[b % cpus().size()], bits(8), &addrs_in);
             ASSERT_FALSE(HasFatalFailure());
         }
         for (unsigned long start : m.blocks()) {
@@ -557,16 +578,16 @@ TEST_P(Allocator, VmapBlockVaddrWarnsOnceForAnOffsetOutsideTheBlock) {
     ASSERT_TRUE(r);
     const unsigned long start = r.addr; // a fresh block's first page
     ASSERT_EQ(start % a.block_size(), 0u);
-    for (unsigned long off : {0UL, 1UL, 17UL, static_cast<unsigned long>(bits()) - 1})
+    for (unsigned long off : {0UL, 1UL, 17UL, static_cast<unsigned long>(bits(12)) - 1})
         EXPECT_EQ(a.vmap_block_vaddr(start, off), start + off * 4096);
     EXPECT_EQ(a.diag().warn_hits(), 0u);
     EXPECT_TRUE(warnings.empty());
-    EXPECT_EQ(a.vmap_block_vaddr(start, bits()), start + bits() * 4096UL);
-    EXPECT_EQ(a.vmap_block_vaddr(start, bits() + 5UL), start + (bits() + 5UL) * 4096);
+    EXPECT_EQ(a.vmap_block_vaddr(start, bits(12)), start + bits(12) * 4096UL);
+    EXPECT_EQ(a.vmap_block_vaddr(start, bits(12) + 5UL), start + (bits(12) + 5UL) * 4096);
     EXPECT_EQ(a.vmap_block_vaddr(start, 0), start);
     EXPECT_EQ(a.diag().warn_hits(), 2u);
     ASSERT_EQ(warnings.size(), 1u) << "WARN_ON_ONCE fired twice";
-    EXPECT_NE(warnings[0].find("vmap_block_vaddr: page " + std::to_string(bits()) +
+    EXPECT_NE(warnings[0].find("vmap_block_vaddr: page " + std::to_string(bits(12)) +
                                " is outside the block at " + vmap::vmap_area_allocator::hex(start)),
               std::string::npos)
         << warnings[0];
@@ -634,7 +655,7 @@ TEST_P(Allocator, RandomWalkKeepsEveryInvariant) {
                 m.a->for_each_block([&](vmap::vmap_block* vb) {
                     std::lock_guard<vmap::spinlock> l(vb->lock);
                     unsigned f = vb->free.load(), d = vb->dirty.load();
-                    if (f + d == bits() && d != bits())
+                    if (f + d == bits(8) && d != bits(8))
                         fragmented[vb->va->va_start] = f < threshold;
                 });
             }

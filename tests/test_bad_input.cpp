@@ -502,4 +502,107 @@ TEST(ConfigValidation, AcceptsTheLimits) {
         "the highest page but one");
 }
 
+// strict off: the kernel's behaviour. What the kernel does not check is the
+// caller's bug; where it would oops or corrupt memory, the port stops.
+TEST(StrictOff, MisuseTheKernelWouldCrashOnIsFatal) {
+    vmap::config c;
+    c.possible = vmap::cpu_mask::first_n(2);
+    c.strict = false;
+    vmap::allocator a(c);
+    std::vector<std::byte> mem(4 * a.page_size());
+    std::byte* pages[4] = {&mem[0], &mem[a.page_size()], &mem[2 * a.page_size()],
+                           &mem[3 * a.page_size()]};
+    vmap::cpu_binding bind(0);
+    std::byte* null_page[1] = {nullptr};
+    EXPECT_DEATH(a.vm_map_ram(null_page), "vm_map_ram: a null page \\(strict off\\)");
+    vmap::map_result r = a.vm_map_ram({pages, 4});
+    ASSERT_TRUE(r);
+    EXPECT_DEATH(a.vm_unmap_ram(r.addr, 0), "vm_unmap_ram of 0 pages \\(strict off\\)");
+    EXPECT_DEATH(a.vm_unmap_ram(r.addr + a.block_size(), 1), "no vmap_block maps .*strict off");
+    // VMALLOC_END itself passes the kernel's BUG_ON(addr > VMALLOC_END).
+    EXPECT_DEATH(a.vm_unmap_ram(a.vmalloc_end(), 1), "no vmap_block maps");
+    EXPECT_EQ(a.vm_unmap_ram(r.addr, 4), errc::ok);
+}
+
+// find_unlink_vmap_area(): strict off, a large unmap at an interior address
+// unlinks the area that contains it (the kernel does not check the start).
+TEST(StrictOff, LargeUnmapUnlinksTheAreaContainingTheAddress) {
+    vmap::config c;
+    c.possible = vmap::cpu_mask::first_n(1);
+    c.strict = false;
+    c.page_shift = 8;
+    vmap::allocator a(c);
+    const unsigned n = a.max_alloc() + 6;
+    std::vector<std::byte> mem(n * a.page_size());
+    std::vector<std::byte*> pages;
+    for (unsigned i = 0; i < n; ++i)
+        pages.push_back(&mem[i * a.page_size()]);
+    vmap::cpu_binding bind(0);
+    vmap::map_result r = a.vm_map_ram(pages);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(a.translate(r.addr), pages[0]);
+    EXPECT_EQ(a.vm_unmap_ram(r.addr + 3 * a.page_size(), n), errc::ok);
+    EXPECT_EQ(a.translate(r.addr), nullptr);
+    EXPECT_EQ(a.stats().lazy_pages, static_cast<long>(n));
+    EXPECT_EQ(a.diag().warn_hits(), 0u);
+    // Strict refuses the same call and leaves the mapping alone.
+    c.strict = true;
+    c.on_warn = vmap::warn_policy::count;
+    vmap::allocator s(c);
+    r = s.vm_map_ram(pages);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(s.vm_unmap_ram(r.addr + 3 * s.page_size(), n), errc::not_mapped);
+    EXPECT_EQ(s.translate(r.addr), pages[0]);
+    EXPECT_EQ(s.vm_unmap_ram(r.addr, n), errc::ok);
+}
+
+// config::inject_fault: each site fails the map with no_memory and gives
+// back what it took; the range drains whole afterwards.
+TEST(FaultInjection, EverySiteFailsCleanlyAndGivesEverythingBack) {
+    for (vmap::fault_site site : {vmap::fault_site::vmap_pages_range, vmap::fault_site::vb_kmalloc,
+                                  vmap::fault_site::vb_xa_insert})
+        for (unsigned count : {3u, 100u})
+            for (bool strict : {true, false}) {
+                SCOPED_TRACE(std::string(vmap::to_string(site)) + " count " +
+                             std::to_string(count) + (strict ? " strict" : ""));
+                bool armed = true;
+                vmap::config c;
+                c.possible = vmap::cpu_mask::first_n(1);
+                c.page_shift = 8;
+                c.vmalloc_size = 8 * 1024 * 256;
+                c.strict = strict;
+                c.inject_fault = [&](vmap::fault_site f) {
+                    bool fire = armed && f == site;
+                    armed = armed && !fire;
+                    return fire;
+                };
+                vmap::allocator a(c);
+                std::vector<std::byte> mem(count * a.page_size());
+                std::vector<std::byte*> pages;
+                for (unsigned i = 0; i < count; ++i)
+                    pages.push_back(&mem[i * a.page_size()]);
+                vmap::cpu_binding bind(0);
+                vmap::map_result r = a.vm_map_ram(pages);
+                bool block_site = site != vmap::fault_site::vmap_pages_range;
+                if (block_site && count > a.max_alloc()) {
+                    EXPECT_TRUE(r); // a large request makes no block
+                    EXPECT_EQ(a.vm_unmap_ram(r.addr, count), errc::ok);
+                } else {
+                    EXPECT_EQ(r.err, errc::no_memory);
+                    EXPECT_EQ(r.addr, 0u);
+                    EXPECT_FALSE(armed);
+                }
+                EXPECT_TRUE(a.check().empty());
+                a.vm_unmap_aliases();
+                a.reclaim_and_purge_vmap_areas();
+                EXPECT_EQ(a.stats().blocks_live, 0u);
+                EXPECT_EQ(a.areas().free_bytes(), c.vmalloc_size);
+                // A second try, with nothing armed, succeeds.
+                r = a.vm_map_ram(pages);
+                ASSERT_TRUE(r);
+                EXPECT_EQ(a.translate(r.addr + a.page_size() - 1), pages[0] + a.page_size() - 1);
+                EXPECT_EQ(a.vm_unmap_ram(r.addr, count), errc::ok);
+            }
+}
+
 } // namespace

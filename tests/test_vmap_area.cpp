@@ -61,11 +61,14 @@ TEST(VmapArea, PageAlignedAllocation) {
     EXPECT_EQ(va->va_start, start);
     EXPECT_EQ(va->va_end, start + 3 * page);
     EXPECT_EQ(va->flags, VMAP_RAM);
-    EXPECT_EQ(va->pages, (std::vector<std::byte*>{&p0, &p1, &p2}));
+    ASSERT_NE(va->pages, nullptr);
+    EXPECT_EQ(va->pages[0].load(), &p0);
+    EXPECT_EQ(va->pages[1].load(), &p1);
+    EXPECT_EQ(va->pages[2].load(), &p2);
     vmap_area* vb = a.alloc(page, page, VMAP_RAM);
     ASSERT_NE(vb, nullptr);
     EXPECT_EQ(vb->va_start, start + 3 * page);
-    EXPECT_TRUE(vb->pages.empty());
+    EXPECT_EQ(vb->pages, nullptr);
     EXPECT_EQ(a.free_bytes(), size - 4 * page);
     EXPECT_EQ(a.busy_count(), 2u);
     EXPECT_AUDIT_CLEAN(a);

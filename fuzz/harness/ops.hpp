@@ -32,8 +32,12 @@
 //   op := opcode args
 //     opcode bit 4: after the op, run the RCU callbacks that are ready
 //              (rcu::poll(): the input ends grace periods, harness/runner.hpp)
-//     opcode bits 5-7: `sub`, read by vmap_threads only (its vread and check
-//              ops; fuzz/vmap_threads.cpp)
+//     opcode bits 5-7: `sub`, read by vmap_threads for its vread and check
+//              ops (fuzz/vmap_threads.cpp); a map with sub 7 plans a fault
+//              (harness/faults.hpp) at site fill % 3: vmap_pages_range,
+//              new_vmap_block's kmalloc, its xa_insert
+//     error paths also turn config::strict on; without them the allocator
+//     runs as the kernel, and the decoder makes only valid calls
 //     opcode % 16:
 //       0-5   map        count fill      count byte k: k < 96 -> 1 page;
 //                                        k < 224 -> 2 + (k - 96) % 63 (2..64);
@@ -59,11 +63,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <vmap/allocator.hpp>
+
+#include "faults.hpp"
 
 namespace harness {
 
@@ -108,6 +115,8 @@ struct op {
     std::uint8_t arg = 0;  // bad_unmap: variation
     bool rcu_poll = false; // opcode bit 4: run ready RCU callbacks afterwards
     std::uint8_t sub = 0;  // opcode bits 5-7 (vmap_threads)
+    // map: an allocation planned to fail (harness/faults.hpp), or none.
+    std::optional<vmap::fault_site> fault;
 };
 
 struct scenario {
@@ -158,6 +167,10 @@ inline vmap::config decode_config(std::uint8_t mask, std::uint8_t flags, std::ui
     c.lazy_max_pages = lazy == 3 ? 1 : lazy_blocks[lazy] * c.bbmap_bits;
     error_paths = flags & 0x80;
     c.on_bug = error_paths ? vmap::bug_policy::report : vmap::bug_policy::abort;
+    // Valid calls only: the kernel's behaviour, no strict layer. Error
+    // paths: the strict layer answers the misuse.
+    c.strict = error_paths;
+    c.inject_fault = inject_planned_fault;
     c.warn_handler = nullptr;
     return c;
 }
@@ -241,6 +254,9 @@ inline std::vector<op> decode_ops(byte_reader& r, bool error_paths) {
         // Bit 7 of opcodes 14 and 15 chose drain/shrink: not part of sub.
         o.sub = static_cast<std::uint8_t>(
             (c >> 5) & (o.kind == op_kind::drain || o.kind == op_kind::shrink ? 3 : 7));
+        // A map whose sub is 7 plans a fault, at the site fill % 3 names.
+        if (o.kind == op_kind::map && o.sub == 7)
+            o.fault = static_cast<vmap::fault_site>(o.fill % 3);
         ops.push_back(o);
     }
     return ops;
@@ -275,7 +291,8 @@ inline std::string to_string(const op& o) {
 inline std::string to_string_base(const op& o) {
     switch (o.kind) {
     case op_kind::map:
-        return "map count=" + std::to_string(o.count) + " fill=" + std::to_string(o.fill);
+        return "map count=" + std::to_string(o.count) + " fill=" + std::to_string(o.fill) +
+               (o.fault ? std::string(" fail=") + vmap::to_string(*o.fault) : "");
     case op_kind::unmap:
         return "unmap handle=" + std::to_string(o.handle);
     case op_kind::vread:

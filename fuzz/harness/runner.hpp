@@ -215,7 +215,24 @@ class runner {
             return;
         }
         std::unique_ptr<mapping> m = model_.prepare(o.count, o.fill);
+        planned_fault plan(o.fault);
         vmap::map_result r = alloc_.vm_map_ram(m->pages);
+        if (plan.fired() || r.err == vmap::errc::no_memory) {
+            // The kernel's -ENOMEM: vm_map_ram() returns NULL, and what it
+            // took (a block's pages, an area) is given back.
+            if (!plan.fired() || r.err != vmap::errc::no_memory || r.addr != 0)
+                fail(std::string("vm_map_ram ") +
+                     (plan.fired() ? "hit its planned fault at " +
+                                         std::string(vmap::to_string(*o.fault)) + " but returned "
+                                   : "returned ") +
+                     vmap::to_string(r.err) + " at " + hex(r.addr));
+            // The rollback of a failed vmap_pages_range() is an unmap; a
+            // small one leaves a dirty range the next vm_unmap_aliases()
+            // flushes (a large one's lazy area is flushed as a lazy purge).
+            if (*o.fault == vmap::fault_site::vmap_pages_range && model_.is_small(o.count))
+                ++frees_since_aliases_;
+            return;
+        }
         if (!r) {
             if (r.err != vmap::errc::no_space)
                 fail(std::string("vm_map_ram failed with ") + vmap::to_string(r.err));

@@ -265,9 +265,9 @@ class det_scheduler {
     }
 
     void report_positions() const {
-        static constexpr const char* kinds[] = {"lock_acquire", "lock_spin", "lock_release",
-                                                "rcu_enter",    "rcu_exit",  "rcu_wait",
-                                                "precheck",     "publish",   "rcu_torture"};
+        static constexpr const char* kinds[] = {
+            "lock_acquire", "lock_spin", "lock_release", "rcu_enter",      "rcu_exit", "rcu_wait",
+            "precheck",     "publish",   "rcu_torture",  "vb_free_window", "may_sleep"};
         for (unsigned i = 0; i < n_; ++i) {
             const slot& s = slots_[i];
             int st = s.status.load();

@@ -52,21 +52,34 @@
 // (the lazy areas' ranges), and nothing returns address space but a lazy
 // purge, after its flush. The destructor returns nothing to anyone.
 //
-// Misuse has one documented answer each (also in README.md):
-//   vm_map_ram, no pages          WARN_ON_ONCE, errc::invalid_count
-//   vm_map_ram, a null page       WARN_ON_ONCE, errc::invalid_page
+// Misuse has one documented answer each (also in README.md). "strict" marks
+// a check the kernel does not make (config::strict; KERNEL.md): with strict
+// off the call is the caller's bug, and the answer is the one after "off".
+//   vm_map_ram, no pages          WARN_ON_ONCE, errc::invalid_count (kernel)
+//   vm_map_ram, a null page       strict: WARN_ON_ONCE, errc::invalid_page;
+//                                 off: fatal BUG
 //   vm_map_ram, range exhausted   (after purging every CPU) errc::no_space
+//   vm_map_ram, an allocation fails (config::inject_fault)
+//                                 errc::no_memory, all of it given back
 //   vm_unmap_ram, address 0, outside the range or not page aligned
-//                                 BUG: fatal, or errc::bad_address
-//   vm_unmap_ram, count 0         WARN_ON_ONCE, errc::invalid_count
-//   small count, no block there   BUG: fatal, or errc::not_mapped
+//                                 BUG: fatal, or errc::bad_address (kernel;
+//                                 strict also refuses VMALLOC_END itself)
+//   vm_unmap_ram, count 0         strict: WARN_ON_ONCE, errc::invalid_count;
+//                                 off: fatal BUG
+//   small count, no block there   strict: BUG: fatal, or errc::not_mapped;
+//                                 off: fatal BUG
 //   small count, not the start of a live mapping (double unmap, interior
-//   address)                      BUG: fatal, or errc::not_mapped
+//   address)                      strict: BUG: fatal, or errc::not_mapped;
+//                                 off: the kernel's bitmap and dirty updates
 //   small count of another order than the mapping's
-//                                 BUG: fatal, or errc::wrong_count
-//   large count, no large mapping starts there
+//                                 strict: BUG: fatal, or errc::wrong_count;
+//                                 off: as above
+//   large count, no area contains the address
 //                                 WARN_ON_ONCE, errc::not_mapped (kernel)
-//   large count, size differs     WARN_ON_ONCE, errc::wrong_count
+//   large count, no large mapping starts there, or its size differs
+//                                 strict: WARN_ON_ONCE, errc::not_mapped or
+//                                 errc::wrong_count; off: the kernel unlinks
+//                                 whatever area contains the address
 // "BUG: fatal, or ..." follows config::on_bug. In every failing case nothing
 // has changed. Within a block a count is checked by order, as the kernel
 // rounds it up (3 and 4 pages are the same request).
@@ -76,6 +89,7 @@
 #include <bit>
 #include <climits>
 #include <cstring>
+#include <functional>
 #include <iterator>
 #include <list>
 #include <memory>
@@ -122,6 +136,23 @@ inline const char* to_string(vb_key k) {
     return "?";
 }
 
+// Where config::inject_fault may make an allocation fail (the kernel's
+// -ENOMEM): vmap_pages_range()'s page-table allocation in vm_map_ram(), and
+// new_vmap_block()'s kmalloc_node() and xa_insert().
+enum class fault_site { vmap_pages_range, vb_kmalloc, vb_xa_insert };
+
+inline const char* to_string(fault_site f) {
+    switch (f) {
+    case fault_site::vmap_pages_range:
+        return "vmap_pages_range";
+    case fault_site::vb_kmalloc:
+        return "vb_kmalloc";
+    case fault_site::vb_xa_insert:
+        return "vb_xa_insert";
+    }
+    return "?";
+}
+
 struct config {
     cpu_mask possible = cpu_mask::first_n(std::max(1u, std::thread::hardware_concurrency()));
     vb_scheme scheme = vb_scheme::per_cpu_hashed;
@@ -142,6 +173,20 @@ struct config {
     // PAGE_SIZE). Tests and fuzzing set it low to make the drain work due
     // within their small ranges.
     unsigned long lazy_max_pages = 0;
+    // NR_CPUS, the build-time maximum the VMAP_BBMAP_BITS formula divides
+    // by (0: nr_cpu_ids of `possible`, this port's old geometry). 8192 as
+    // Debian's and Ubuntu's x86_64 kernels configure it (CONFIG_NR_CPUS):
+    // 256-page blocks at 4 KiB pages, whatever the possible mask.
+    unsigned nr_cpus = 8192;
+    // The strict layer: checks the kernel does not make (KERNEL.md lists
+    // them). On, misuse of the API gets the documented errors below. Off,
+    // the allocator is the kernel's: a caller bug it does not check is the
+    // caller's, and where the kernel would oops or corrupt memory the port
+    // stops with a fatal BUG instead of running on undefined behaviour.
+    bool strict = true;
+    // Fault injection: called at each fault_site; true makes that
+    // allocation fail as the kernel's would (empty: never).
+    std::function<bool(fault_site)> inject_fault = {};
 };
 
 enum class errc {
@@ -289,14 +334,16 @@ class allocator {
     };
 
     vb_alloc_result vb_alloc(unsigned long size);
-    vb_alloc_result new_vmap_block(unsigned long size, unsigned order, unsigned cpu);
+    vb_alloc_result new_vmap_block(unsigned long size, unsigned order);
+    bool vmap_pages_range(unsigned long addr, std::span<std::byte* const> pages, vmap_block* vb,
+                          vmap_area* va);
+    bool fault(fault_site f) const { return cfg_.inject_fault && cfg_.inject_fault(f); }
     errc vb_free(unsigned long addr, unsigned long size);
     void free_vmap_block(vmap_block* vb);
     bool purge_fragmented_block(vmap_block* vb, std::vector<vmap_block*>& purge_list, bool force);
     void free_purged_blocks(std::vector<vmap_block*>& purge_list);
     // kva.hpp
-    vmap_area* alloc_vmap_area(unsigned long size, unsigned long align, unsigned flags,
-                               std::span<std::byte* const> pages = {});
+    vmap_area* alloc_vmap_area(unsigned long size, unsigned long align, unsigned flags);
     std::unique_ptr<vmap_area> node_alloc(unsigned long size, unsigned long align, unsigned flags,
                                           unsigned* vn_id);
     std::unique_ptr<vmap_area> node_pool_del_va(vmap_node& vn, unsigned long size,
@@ -362,8 +409,11 @@ inline unsigned checked_bits(const config& c, const cpu_topology& topo) {
         throw std::invalid_argument("vmap: page_shift must be in [6, 16]");
     if (c.max_alloc == 0 || c.max_alloc > 1024 || !std::has_single_bit(c.max_alloc))
         throw std::invalid_argument("vmap: max_alloc must be a power of two in [1, 1024]");
+    if (c.nr_cpus != 0 && c.nr_cpus < topo.nr_cpu_ids())
+        throw std::invalid_argument("vmap: nr_cpus (NR_CPUS) must be 0 or at least nr_cpu_ids");
     unsigned bits = c.bbmap_bits ? c.bbmap_bits
-                                 : default_bbmap_bits(topo.nr_cpu_ids(), c.page_shift, c.max_alloc);
+                                 : default_bbmap_bits(c.nr_cpus ? c.nr_cpus : topo.nr_cpu_ids(),
+                                                      c.page_shift, c.max_alloc);
     if (!std::has_single_bit(bits) || bits < 2 * c.max_alloc || bits > 65536)
         throw std::invalid_argument(
             "vmap: bbmap_bits must be a power of two, >= 2 * max_alloc and <= 65536");

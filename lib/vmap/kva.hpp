@@ -140,7 +140,7 @@ inline void allocator::decay_va_pool_node(vmap_node& vn, bool full_decay) {
 }
 
 inline vmap_area* allocator::alloc_vmap_area(unsigned long size, unsigned long align,
-                                             unsigned flags, std::span<std::byte* const> pages) {
+                                             unsigned flags) {
     unsigned vn_id = 0;
     std::unique_ptr<vmap_area> va = node_alloc(size, align, flags, &vn_id);
     bool purged = false;
@@ -168,7 +168,11 @@ inline vmap_area* allocator::alloc_vmap_area(unsigned long size, unsigned long a
         purged = true;
     }
     va->flags = flags | vn_id;
-    va->pages.assign(pages.begin(), pages.end());
+    // An empty page table for a large mapping: a pooled area's old one must
+    // not survive into its next life.
+    va->pages.reset();
+    if ((flags & VMAP_FLAGS_MASK) == VMAP_RAM)
+        va->pages = std::make_unique<std::atomic<std::byte*>[]>(size >> cfg_.page_shift);
     return areas_.insert_busy(std::move(va));
 }
 

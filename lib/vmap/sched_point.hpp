@@ -11,15 +11,18 @@
 namespace vmap {
 
 enum class sched_kind : unsigned char {
-    lock_acquire, // about to take a spinlock
-    lock_spin,    // found a spinlock held; the thread cannot progress
-    lock_release, // just released a spinlock
-    rcu_enter,    // entering an outermost RCU read-side section
-    rcu_exit,     // leaving it
-    rcu_wait,     // synchronize() waiting for a reader
-    precheck,     // vb_alloc's lockless look at vb->free
-    publish,      // a block is about to become visible (xarray, free list)
-    rcu_torture,  // the harness's rcutorture: a reader holding its object, a writer
+    lock_acquire,   // about to take a spinlock
+    lock_spin,      // found a spinlock held; the thread cannot progress
+    lock_release,   // just released a spinlock
+    rcu_enter,      // entering an outermost RCU read-side section
+    rcu_exit,       // leaving it
+    rcu_wait,       // synchronize() waiting for a reader
+    precheck,       // vb_alloc's lockless look at vb->free
+    publish,        // a block is about to become visible (xarray, free list)
+    rcu_torture,    // the harness's rcutorture: a reader holding its object, a writer
+    vb_free_window, // vb_free() between its two vb->lock sections
+    may_sleep,      // new_vmap_block() after alloc_vmap_area(), which may sleep
+                    // (and migrate the thread) before the CPU is read
 };
 
 using sched_hook_fn = void (*)(sched_kind kind, const void* object);

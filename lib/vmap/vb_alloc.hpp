@@ -20,14 +20,20 @@ inline void allocator::free_list_del(vmap_block* vb, vmap_block_queue& vbq) {
     list_del_rcu(vb->free_list);
 }
 
-inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned long size, unsigned order,
-                                                            unsigned cpu) {
+// new_vmap_block() in the kernel's order: the block's memory, its area
+// (alloc_vmap_area() may sleep, and the thread may wake on another CPU),
+// then the CPU, read only now, so the block may join another queue than the
+// one vb_alloc() walked; then the xarray, then that CPU's free list.
+inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned long size, unsigned order) {
+    if (fault(fault_site::vb_kmalloc)) // kmalloc_node(): -ENOMEM
+        return {0, nullptr, errc::no_memory};
     auto* vb = new vmap_block(bits_);
     vmap_area* va = alloc_vmap_area(block_size_, block_size_, VMAP_RAM | VMAP_BLOCK);
     if (!va) {
         delete vb;
         return {0, nullptr, errc::no_space};
     }
+    VMAP_SCHED_POINT(may_sleep, va);
     unsigned need = 1u << order;
     unsigned long vaddr = vmap_block_vaddr(va->va_start, 0);
     vb->va = va;
@@ -38,16 +44,21 @@ inline allocator::vb_alloc_result allocator::new_vmap_block(unsigned long size, 
     vb->used_map.set(0, need);
     vb->alloc_order[0] = static_cast<unsigned char>(order + 1);
     tlb_.hand_out(range_kind::small, vaddr, vaddr + size);
+    const unsigned cpu = current_cpu(topo_); // raw_smp_processor_id()
 #if !defined(VMAP_BUG_VARIANT_CPU_AFTER_PUBLISH)
     vb->cpu = cpu; // before the block is visible to xarray walkers (3e3de7947c75)
 #endif
     xarray<vmap_block>& xa = addr_to_vb_xa(va->va_start);
     VMAP_SCHED_POINT(publish, vb);
-    xa_insert_result r = xa.insert(addr_to_vb_idx(va->va_start), vb);
+    xa_insert_result r = fault(fault_site::vb_xa_insert)
+                             ? xa_insert_result::nomem
+                             : xa.insert(addr_to_vb_idx(va->va_start), vb);
     VMAP_BUG(r == xa_insert_result::busy, "new_vmap_block: xarray slot for " +
                                               vmap_area_allocator::hex(va->va_start) +
                                               " is already taken");
     if (r != xa_insert_result::ok) {
+        // The kernel's free_vmap_area(): at once, not lazily; the area was
+        // never mapped.
         areas_.free(va);
         delete vb;
         return {0, nullptr, errc::no_memory};
@@ -109,7 +120,7 @@ inline allocator::vb_alloc_result allocator::vb_alloc(unsigned long size) {
             return {vaddr, vb, errc::ok};
         }
     }
-    return new_vmap_block(size, order, cpu);
+    return new_vmap_block(size, order);
 }
 
 } // namespace vmap

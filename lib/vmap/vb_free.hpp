@@ -27,34 +27,76 @@ inline void allocator::free_vmap_block(vmap_block* vb) {
     rcu::call(&vb->rcu_head, [](rcu::head* h) { rcu::free_poisoned(vmap_block::from_rcu(h)); });
 }
 
+// vb_free() in the kernel's three steps: under vb->lock the pages leave
+// used_map; with no lock held their page-table entries are cleared
+// (vunmap_range_noflush(), which may sleep); under vb->lock again the
+// dirty range grows, and a block that is now all dirty is freed. Between
+// the two sections a reader under vb->lock sees the pages unused but still
+// mapped, and vm_unmap_aliases() cannot yet see them dirty, so it neither
+// flushes nor is owed their range: the caller's own later flush or purge
+// is. The scheduler may stop a thread there (sched_kind::vb_free_window).
 inline errc allocator::vb_free(unsigned long addr, unsigned long size) {
     unsigned order = get_order(size, cfg_.page_shift);
     unsigned n = 1u << order;
     unsigned offset = static_cast<unsigned>((addr & (block_size_ - 1)) >> cfg_.page_shift);
-    rcu::read_guard rcu; // our addition: keeps a double unmap from reading a freed block
+    // Strict: keeps a double unmap from reading a freed block. The kernel
+    // has no guard: the caller's live mapping keeps the block alive.
+    std::optional<rcu::read_guard> rcu;
+    if (cfg_.strict)
+        rcu.emplace();
     vmap_block* vb = addr_to_vb_xa(addr).load(addr_to_vb_idx(addr));
-    if (VMAP_BUG_ON(diag_, !vb,
-                    "vm_unmap_ram: no vmap_block maps " + vmap_area_allocator::hex(addr)))
+    if (!cfg_.strict) {
+        // The kernel dereferences NULL; its bitmap_clear() would write past
+        // used_map. Both are caller bugs it does not check.
+        VMAP_BUG(!vb, "vm_unmap_ram: no vmap_block maps " + vmap_area_allocator::hex(addr) +
+                          " (strict off)");
+        VMAP_BUG(offset + n > bits_, "vm_unmap_ram: " + vmap_area_allocator::hex(addr) + " + " +
+                                         std::to_string(n) + " pages crosses its block's end");
+    } else if (VMAP_BUG_ON(diag_, !vb,
+                           "vm_unmap_ram: no vmap_block maps " + vmap_area_allocator::hex(addr))) {
         return errc::not_mapped;
-    std::unique_lock<spinlock> g(vb->lock);
-    unsigned rec = vb->alloc_order[offset];
-    if (VMAP_BUG_ON(diag_, rec == 0,
-                    "vm_unmap_ram: " + vmap_area_allocator::hex(addr) +
-                        " is not the start of a live mapping (double unmap?)"))
-        return errc::not_mapped;
-    if (VMAP_BUG_ON(diag_, rec != order + 1,
-                    "vm_unmap_ram: " + vmap_area_allocator::hex(addr) + " maps " +
-                        std::to_string(1u << (rec - 1)) + " pages, not " + std::to_string(n)))
-        return errc::wrong_count;
-    vb->used_map.clear(offset, n);
-    vb->alloc_order[offset] = 0;
-    // vunmap_range_noflush(): the kernel does this between two vb->lock
-    // sections; our page table is this array, so one section does both.
-    for (unsigned i = 0; i < n; ++i)
+    }
+    {
+        std::lock_guard<spinlock> g(vb->lock);
+        if (cfg_.strict) {
+            unsigned rec = vb->alloc_order[offset];
+            if (VMAP_BUG_ON(diag_, rec == 0,
+                            "vm_unmap_ram: " + vmap_area_allocator::hex(addr) +
+                                " is not the start of a live mapping (double unmap?)"))
+                return errc::not_mapped;
+            if (VMAP_BUG_ON(diag_, rec != order + 1,
+                            "vm_unmap_ram: " + vmap_area_allocator::hex(addr) + " maps " +
+                                std::to_string(1u << (rec - 1)) + " pages, not " +
+                                std::to_string(n)))
+                return errc::wrong_count;
+        }
+        vb->used_map.clear(offset, n);
+        vb->alloc_order[offset] = 0;
+#if defined(VMAP_BUG_VARIANT_DIRTY_BEFORE_UNMAP)
+        // BUG VARIANT dirty_before_unmap (designed, for vb_free's window):
+        // the dirty range is published in the first section, before the
+        // page-table entries are cleared, so a vm_unmap_aliases() in the
+        // window flushes the range before it is unmapped and then forgets
+        // it (dirty_min/dirty_max reset): the translations it leaves are
+        // never flushed.
+        vb->dirty_min = std::min(vb->dirty_min, offset);
+        vb->dirty_max = std::max(vb->dirty_max, offset + n);
+#endif
+    }
+    VMAP_SCHED_POINT(vb_free_window, vb);
+    // vunmap_range_noflush(): the kernel clears `size` bytes' worth of
+    // entries, not the order's 2^order pages, so an unmap with a smaller
+    // count of the same order leaves pages mapped. Strict accepts such a
+    // count (the order is the request) and clears the whole order.
+    unsigned long clear_pages = cfg_.strict ? n : size >> cfg_.page_shift;
+    for (unsigned long i = 0; i < clear_pages; ++i)
         vb->pages[offset + i].store(nullptr, std::memory_order_relaxed);
     tlb_.unmap(range_kind::small, addr, addr + size); // stale until flushed
+    std::unique_lock<spinlock> g(vb->lock);
+#if !defined(VMAP_BUG_VARIANT_DIRTY_BEFORE_UNMAP)
     vb->dirty_min = std::min(vb->dirty_min, offset);
     vb->dirty_max = std::max(vb->dirty_max, offset + n);
+#endif
     unsigned dirty = vb->dirty.load(std::memory_order_relaxed) + n;
     vb->dirty.store(dirty, std::memory_order_relaxed);
     if (dirty == bits_) {

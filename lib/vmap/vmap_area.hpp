@@ -27,6 +27,7 @@
 // stamped in the TLB log (tlb_log.hpp), so the log's order is the lock's.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdio>
 #include <iterator>
@@ -55,8 +56,11 @@ struct vmap_area {
     unsigned long va_start = 0;
     unsigned long va_end = 0; // exclusive
     unsigned flags = 0;
-    // The pages a large (VMAP_RAM, not VMAP_BLOCK) mapping maps, in order.
-    std::vector<std::byte*> pages;
+    // A large (VMAP_RAM, not VMAP_BLOCK) mapping's page table, one entry a
+    // page: made empty (all null) when the area is handed out, filled by
+    // vmap_pages_range() once the area is busy (vm_map_ram() maps after
+    // allocating), read by vread, which does not wait for the mapper.
+    std::unique_ptr<std::atomic<std::byte*>[]> pages;
 };
 
 class vmap_area_allocator {
@@ -120,7 +124,11 @@ class vmap_area_allocator {
         std::unique_ptr<vmap_area> va = carve_area(size, align, flags);
         if (!va)
             return nullptr;
-        va->pages.assign(pages.begin(), pages.end());
+        if (!pages.empty()) {
+            va->pages = std::make_unique<std::atomic<std::byte*>[]>(pages.size());
+            for (std::size_t i = 0; i < pages.size(); ++i)
+                va->pages[i].store(pages[i], std::memory_order_relaxed);
+        }
         return insert_busy(std::move(va));
     }
 
@@ -156,6 +164,25 @@ class vmap_area_allocator {
             *wrong_size = true;
             return nullptr;
         }
+        std::unique_ptr<vmap_area> va = std::move(it->second);
+        busy_.erase(it);
+        out_ += va->va_end - va->va_start;
+        if (tlb_)
+            tlb_->unmap(kind_of(va->flags), va->va_start, va->va_end);
+        return va;
+    }
+
+    // find_unlink_vmap_area() as the kernel has it: the busy area that
+    // contains `addr`, whatever its type and size, unlinked (a TLB unmap
+    // event), or nullptr.
+    std::unique_ptr<vmap_area> find_unlink_containing(unsigned long addr) {
+        std::lock_guard<spinlock> g(lock_);
+        auto it = busy_.upper_bound(addr);
+        if (it == busy_.begin())
+            return nullptr;
+        --it;
+        if (addr >= it->second->va_end)
+            return nullptr;
         std::unique_ptr<vmap_area> va = std::move(it->second);
         busy_.erase(it);
         out_ += va->va_end - va->va_start;

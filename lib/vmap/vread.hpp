@@ -57,7 +57,10 @@ inline void allocator::vread(unsigned long addr, std::span<std::byte> buf) {
                 copied = areas_.with_area(page_addr, [&](vmap_area* va) {
                     if (!va || (va->flags & VMAP_FLAGS_MASK) != VMAP_RAM)
                         return false;
-                    std::byte* p = va->pages[(page_addr - va->va_start) >> cfg_.page_shift];
+                    std::byte* p = va->pages[(page_addr - va->va_start) >> cfg_.page_shift].load(
+                        std::memory_order_acquire);
+                    if (!p)
+                        return false;
                     std::memcpy(out, p + in_page, n);
                     return true;
                 });
@@ -85,7 +88,9 @@ inline std::byte* allocator::translate(unsigned long addr) {
     return areas_.with_area(page_addr, [&](vmap_area* va) -> std::byte* {
         if (!va || (va->flags & VMAP_FLAGS_MASK) != VMAP_RAM)
             return nullptr;
-        return va->pages[(page_addr - va->va_start) >> cfg_.page_shift] + (addr - page_addr);
+        std::byte* p = va->pages[(page_addr - va->va_start) >> cfg_.page_shift].load(
+            std::memory_order_acquire);
+        return p ? p + (addr - page_addr) : nullptr;
     });
 }
 
