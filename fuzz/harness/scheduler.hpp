@@ -239,7 +239,9 @@ class det_scheduler {
 
   private:
     enum status_t : int { runnable, spinning, done };
-    static constexpr std::size_t trace_cap = 1u << 16;
+    // Enough for the determinism test's input (746 decisions); every run
+    // builds the array, and at 64 Ki atomics it was 15% of a TSan run.
+    static constexpr std::size_t trace_cap = 1u << 12;
 
     struct slot {
         std::atomic<int> status{runnable};
@@ -314,13 +316,15 @@ class det_scheduler {
         // resumed once more to end (with a happens-before edge both ways,
         // as a join: what it read after its last run's exit must be ordered
         // before its stack and context are freed).
+        // All end before any is freed: each read the others' contexts.
         ~fibers() {
             for (auto& f : fiber_)
                 if (f) {
                     f->sched.store(nullptr, std::memory_order_relaxed);
                     transfer(main_, f->ctx, true);
-                    f.reset();
                 }
+            for (auto& f : fiber_)
+                f.reset();
         }
 
       private:
