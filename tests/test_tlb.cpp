@@ -116,8 +116,9 @@ TEST(TlbModel, RunsAgreeWithAPageByPageReplay) {
                 ASSERT_NE(v.find("at stamp " + std::to_string(lo->second) + " "), std::string::npos)
                     << v;
             }
-            if (kind == tlb_event_kind::hand_out && lo == hi)
+            if (kind == tlb_event_kind::hand_out && lo == hi) {
                 ASSERT_EQ(v, "");
+            }
             ASSERT_EQ(t.stale_count(), ref.size());
             for (unsigned long p = 0; p < span + 12 * page; p += page)
                 ASSERT_EQ(t.stale(p), ref.count(p) != 0) << "page " << p << " after " << stamp;
