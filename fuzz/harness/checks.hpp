@@ -72,20 +72,24 @@ inline std::string check_resolves(vmap::allocator& a, const model& m, const mapp
     return "";
 }
 
-// vread of [addr, addr + len) gives what the model says.
+// vread of [addr, addr + len) gives what the model says, read into `into`.
+inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long addr,
+                               std::size_t len, read_buffer& into) {
+    std::span<std::byte> buf = into.get(len, std::byte{0x5a});
+    a.vread(addr, buf);
+    std::size_t i = m.mismatch(addr, buf);
+    if (i == len)
+        return "";
+    std::byte want[1];
+    m.expected(addr + i, want);
+    return "vread at " + hex(addr + i) + " read " + std::to_string(static_cast<unsigned>(buf[i])) +
+           ", expected " + std::to_string(static_cast<unsigned>(want[0]));
+}
+
+// The same into the model's own buffer.
 inline std::string check_vread(vmap::allocator& a, const model& m, unsigned long addr,
                                std::size_t len) {
-    std::vector<std::byte> buf(len, std::byte{0x5a}), want(len);
-    a.vread(addr, buf);
-    m.expected(addr, want);
-    if (std::memcmp(buf.data(), want.data(), len) == 0) // not a byte loop: fuzzers trace those
-        return "";
-    auto [got, exp] = std::mismatch(buf.begin(), buf.end(), want.begin());
-    if (got == buf.end())
-        return "";
-    return "vread at " + hex(addr + static_cast<unsigned long>(got - buf.begin())) + " read " +
-           std::to_string(static_cast<unsigned>(*got)) + ", expected " +
-           std::to_string(static_cast<unsigned>(*exp));
+    return check_vread(a, m, addr, len, m.scratch());
 }
 
 // The second half of the kernel's rule for errc::no_space, once the lazy

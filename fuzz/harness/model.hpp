@@ -28,14 +28,54 @@ inline std::byte pattern(std::uint8_t fill, unsigned page, unsigned long i) {
     return static_cast<std::byte>(fill * 131u + page * 29u + static_cast<unsigned>(i) * 7u + 1u);
 }
 
+// out[j] = pattern(fill, page, first + j) for j < n (n <= 256: pattern()
+// repeats every 256 bytes, i * 7 mod 256 with 7 odd). Eight bytes per store,
+// each lane the previous plus 7 (a byte-wise add, no carry between lanes):
+// under TSan a byte loop was one instrumented call per byte of every page.
+inline void pattern_period(std::uint8_t fill, unsigned page, unsigned long first, std::byte* out,
+                           std::size_t n) {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    constexpr std::uint64_t steps = 0x312a231c150e0700ULL; // lanes 0, 7, 14, ..., 49
+    auto c = static_cast<std::uint8_t>(pattern(fill, page, first));
+    for (std::size_t j = 0; j < n; j += 8, c = static_cast<std::uint8_t>(c + 56)) {
+        std::uint64_t x = c * ones;
+        std::uint64_t v = ((x & ~high) + (steps & ~high)) ^ ((x ^ steps) & high);
+        std::memcpy(out + j, &v, std::min<std::size_t>(8, n - j));
+    }
+}
+
 struct mapping {
     unsigned long addr = 0;
     unsigned count = 0;
     std::uint8_t fill = 0;
     unsigned cpu = 0;
-    const void* block = nullptr;       // small mappings: the vmap_block that served it
-    std::unique_ptr<std::byte[]> data; // count pages, page-size each
-    std::vector<std::byte*> pages;     // pointers into data
+    const void* block = nullptr; // small mappings: the vmap_block that served it
+    // The pages' memory, in chunks of at most chunk_bytes: a bigger block is
+    // an mmap of its own in the sanitizers' allocators, paid in page faults
+    // at every map (issue 18's profile of vmap_threads). Empty for a
+    // mapping the model only records (model::record()).
+    std::vector<std::unique_ptr<std::byte[]>> data;
+    std::vector<std::byte*> pages; // pointers into data
+    static constexpr unsigned long chunk_bytes = 64 * 1024;
+};
+
+// A buffer reused from read to read (vread's destination in check_vread()):
+// one owner at a time. Not a vector: its resize writes every byte first.
+class read_buffer {
+  public:
+    // `len` bytes, filled with `fill`.
+    [[gnu::noinline]] std::span<std::byte> get(std::size_t len, std::byte fill) {
+        if (len_ < len) {
+            len_ = std::max(len, 2 * len_);
+            buf_.reset(new std::byte[len_]);
+        }
+        std::memset(buf_.get(), static_cast<int>(fill), len);
+        return {buf_.get(), len};
+    }
+
+  private:
+    std::unique_ptr<std::byte[]> buf_;
+    std::size_t len_ = 0;
 };
 
 class model {
@@ -46,23 +86,35 @@ class model {
     bool is_small(unsigned count) const { return count <= max_alloc_; }
 
     // A mapping's pages, filled, ready to be mapped; commit() makes it live.
-    std::unique_ptr<mapping> prepare(unsigned count, std::uint8_t fill) const {
+    [[gnu::noinline]] std::unique_ptr<mapping> prepare(unsigned count, std::uint8_t fill) const {
         auto m = std::make_unique<mapping>();
         m->count = count;
         m->fill = fill;
-        m->data.reset(new std::byte[count * page_]);
+        const unsigned per_chunk =
+            static_cast<unsigned>(std::max<unsigned long>(1, mapping::chunk_bytes / page_));
         // pattern() repeats every 256 bytes (i * 7 mod 256, 7 odd): write
         // one period, then copy it; filling byte by byte was 87% of a run.
         const unsigned long period = page_ < 256 ? page_ : 256;
         for (unsigned p = 0; p < count; ++p) {
-            std::byte* base = m->data.get() + p * page_;
-            for (unsigned long i = 0; i < period; ++i)
-                base[i] = pattern(fill, p, i);
-            for (unsigned long off = period; off < page_; off += period)
-                std::memcpy(base + off, base, period);
+            if (p % per_chunk == 0)
+                m->data.emplace_back(new std::byte[std::min(per_chunk, count - p) * page_]);
+            std::byte* base = m->data.back().get() + (p % per_chunk) * page_;
+            pattern_period(fill, p, 0, base, period);
+            for (unsigned long done = period; done < page_; done *= 2) // pages are 2^k bytes
+                std::memcpy(base + done, base, std::min(done, page_ - done));
             m->pages.push_back(base);
         }
         return m;
+    }
+
+    // Records a live mapping another model owns (its place and fill, for
+    // overlaps() and expected()), without pages of its own.
+    void record(unsigned long addr, unsigned count, std::uint8_t fill) {
+        auto m = std::make_unique<mapping>();
+        m->addr = addr;
+        m->count = count;
+        m->fill = fill;
+        commit(std::move(m));
     }
 
     void commit(std::unique_ptr<mapping> m) {
@@ -113,7 +165,7 @@ class model {
 
     // What vread must return for [addr, addr + out.size()): one lookup per
     // page, not per byte (a byte-wise map walk was 90% of vmap_threads).
-    void expected(unsigned long addr, std::span<std::byte> out) const {
+    [[gnu::noinline]] void expected(unsigned long addr, std::span<std::byte> out) const {
         std::size_t done = 0;
         while (done < out.size()) {
             unsigned long a = addr + done;
@@ -124,8 +176,7 @@ class model {
                 // One period of pattern() (256 bytes), then copies of it.
                 std::byte* dst = out.data() + done;
                 std::size_t period = std::min<std::size_t>(n, 256);
-                for (std::size_t i = 0; i < period; ++i)
-                    dst[i] = pattern(m->fill, page, off % page_ + i);
+                pattern_period(m->fill, page, off % page_, dst, period);
                 for (std::size_t i = period; i < n; i += period)
                     std::memcpy(dst + i, dst, std::min(period, n - i));
             } else {
@@ -134,6 +185,41 @@ class model {
             done += n;
         }
     }
+
+    // The first byte of `got` (read at addr) that is not what vread must
+    // return, or got.size(). Compares against one period of pattern() per
+    // page instead of writing out the expected bytes: the whole-mapping
+    // reads of vmap_threads' final check made that the largest cost of a run.
+    [[gnu::noinline]] std::size_t mismatch(unsigned long addr,
+                                           std::span<const std::byte> got) const {
+        static constexpr std::byte zeros[256] = {};
+        std::byte period[256];
+        std::size_t done = 0;
+        while (done < got.size()) {
+            unsigned long a = addr + done;
+            std::size_t n = std::min<std::size_t>(page_ - a % page_, got.size() - done);
+            const std::byte* want = zeros;
+            std::size_t len = std::min<std::size_t>(n, 256);
+            if (const mapping* m = covering(a)) {
+                unsigned long off = a - m->addr;
+                pattern_period(m->fill, static_cast<unsigned>(off / page_), off % page_, period,
+                               len);
+                want = period;
+            }
+            for (std::size_t i = 0; i < n; i += len) {
+                std::size_t k = std::min(len, n - i);
+                if (std::memcmp(got.data() + done + i, want, k) != 0) // not a byte loop:
+                    for (std::size_t j = 0;; ++j)                     // fuzzers trace those
+                        if (got[done + i + j] != want[j])
+                            return done + i + j;
+            }
+            done += n;
+        }
+        return got.size();
+    }
+
+    // The model's own read buffer (check_vread()); a model serves one thread.
+    read_buffer& scratch() const { return scratch_; }
 
     // A flush of [start, end) covers these pages.
     void flushed(unsigned long start, unsigned long end) {
@@ -149,6 +235,7 @@ class model {
     std::map<unsigned long, mapping*> by_addr_;
     std::set<unsigned long> unflushed_;
     std::vector<unsigned long> freed_; // recent unmapped addresses, oldest first
+    mutable read_buffer scratch_;
 };
 
 } // namespace harness

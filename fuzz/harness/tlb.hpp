@@ -20,6 +20,7 @@
 #include <iterator>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <vmap/tlb_log.hpp>
@@ -34,17 +35,22 @@ class tlb_model {
     // Applies one event; returns "" or the sentence that names the broken
     // promise: the stale page, its last unmap and the hand-out that reused it.
     std::string apply(const vmap::tlb_event& e) {
+        unsigned long first = first_page(e.start);
         switch (e.kind) {
         case vmap::tlb_event_kind::unmap:
-            for (unsigned long p = first_page(e.start); p < e.end; p += page_)
-                stale_[p] = e;
+            if (first < e.end) {
+                unsigned long end = page_end(e.end);
+                clear(first, end);
+                stale_.emplace(first, run{end, e});
+            }
             break;
         case vmap::tlb_event_kind::flush:
-            stale_.erase(stale_.lower_bound(first_page(e.start)), stale_.lower_bound(e.end));
+            if (first < e.end)
+                clear(first, page_end(e.end));
             break;
         case vmap::tlb_event_kind::hand_out:
-            if (auto it = first_stale(e.start, e.end); it != stale_.end())
-                return violation(e, it->first, it->second);
+            if (auto [page, by] = first_stale(e.start, e.end); by)
+                return violation(e, page, *by);
             break;
         case vmap::tlb_event_kind::release:
             released_[e.start] = e;
@@ -61,13 +67,19 @@ class tlb_model {
         return "";
     }
 
-    bool stale(unsigned long page) const { return stale_.count(page) != 0; }
+    bool stale(unsigned long page) const { return first_stale(page, page + 1).second != nullptr; }
     // Whether a page of [start, end) is stale now (a test's question at a
     // release; the promise itself is judged at hand-out by apply()).
     bool any_stale(unsigned long start, unsigned long end) const {
-        return first_stale(start, end) != stale_.end();
+        return first_stale(start, end).second != nullptr;
     }
-    std::size_t stale_count() const { return stale_.size(); }
+    // Stale pages.
+    std::size_t stale_count() const {
+        std::size_t n = 0;
+        for (const auto& [start, r] : stale_)
+            n += (r.end - start) / page_;
+        return n;
+    }
 
     // The stale set in a few lines: runs of pages, each with the unmap that
     // made it stale (at most `max` runs).
@@ -75,17 +87,16 @@ class tlb_model {
         std::string s;
         std::size_t runs = 0;
         for (auto it = stale_.begin(); it != stale_.end();) {
-            unsigned long first = it->first, last = it->first;
-            std::uint64_t stamp = it->second.stamp;
+            unsigned long first = it->first, end = it->second.end;
+            std::uint64_t stamp = it->second.by.stamp;
             auto next = std::next(it);
-            while (next != stale_.end() && next->first == last + page_ &&
-                   next->second.stamp == stamp) {
-                last = next->first;
+            while (next != stale_.end() && next->first == end && next->second.by.stamp == stamp) {
+                end = next->second.end;
                 ++next;
             }
             if (runs++ < max)
-                s += "    " + hex(first) + "-" + hex(last + page_) + " since " +
-                     describe(it->second) + "\n";
+                s += "    " + hex(first) + "-" + hex(end) + " since " + describe(it->second.by) +
+                     "\n";
             it = next;
         }
         if (runs > max)
@@ -102,12 +113,50 @@ class tlb_model {
     }
 
   private:
+    // Stale pages as runs [start, end) made stale by one unmap: one node per
+    // unmap, not per page (a block's unmap made a thousand, and the replay
+    // was a tenth of a vmap_threads run, issue 18).
+    struct run {
+        unsigned long end;
+        vmap::tlb_event by;
+    };
+
     static std::string hex(unsigned long v) { return vmap::vmap_area_allocator::hex(v); }
     unsigned long first_page(unsigned long a) const { return a & ~(page_ - 1); }
-    std::map<unsigned long, vmap::tlb_event>::const_iterator first_stale(unsigned long start,
-                                                                         unsigned long end) const {
-        auto it = stale_.lower_bound(first_page(start));
-        return it != stale_.end() && it->first < end ? it : stale_.end();
+    // The end of the last page that starts below `a`.
+    unsigned long page_end(unsigned long a) const { return first_page(a - 1) + page_; }
+
+    // Splits the run that straddles `at`, if any, so that a run starts there.
+    void split(unsigned long at) {
+        auto it = stale_.upper_bound(at);
+        if (it == stale_.begin())
+            return;
+        --it;
+        if (it->first < at && at < it->second.end) {
+            stale_.emplace_hint(std::next(it), at, run{it->second.end, it->second.by});
+            it->second.end = at;
+        }
+    }
+    // Makes the pages of [start, end) (page-aligned) clean.
+    void clear(unsigned long start, unsigned long end) {
+        split(start);
+        split(end);
+        stale_.erase(stale_.lower_bound(start), stale_.lower_bound(end));
+    }
+
+    // The first stale page of [start, end) and the unmap that staled it, or
+    // {0, nullptr}.
+    std::pair<unsigned long, const vmap::tlb_event*> first_stale(unsigned long start,
+                                                                 unsigned long end) const {
+        unsigned long first = first_page(start);
+        if (first >= end)
+            return {0, nullptr};
+        auto it = stale_.upper_bound(first);
+        if (it != stale_.begin() && std::prev(it)->second.end > first)
+            return {first, &std::prev(it)->second.by};
+        if (it != stale_.end() && it->first < end)
+            return {it->first, &it->second.by};
+        return {0, nullptr};
     }
 
     std::string violation(const vmap::tlb_event& out, unsigned long page,
@@ -127,7 +176,7 @@ class tlb_model {
     }
 
     unsigned long page_;
-    std::map<unsigned long, vmap::tlb_event> stale_;    // page -> the unmap that staled it
+    std::map<unsigned long, run> stale_;                // run start -> its end and unmap
     std::map<unsigned long, vmap::tlb_event> released_; // range start -> its last release
 };
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <vmap/check.hpp>
+#include <vmap/current.hpp>
 
 namespace vmap {
 
@@ -147,19 +148,14 @@ class per_cpu {
     std::vector<std::unique_ptr<T>> slots_;
 };
 
-// The simulated CPU the calling thread runs on: -1 when not bound.
-namespace detail {
-inline thread_local int bound_cpu = -1;
-}
-
 // Runs the rest of a scope "on" CPU `cpu` (the kernel's preempt-disabled
 // region on one CPU). Scopes nest.
 class cpu_binding {
   public:
-    explicit cpu_binding(unsigned cpu) : prev_(detail::bound_cpu) {
-        detail::bound_cpu = static_cast<int>(cpu);
+    explicit cpu_binding(unsigned cpu) : prev_(current().bound_cpu) {
+        current().bound_cpu = static_cast<int>(cpu);
     }
-    ~cpu_binding() { detail::bound_cpu = prev_; }
+    ~cpu_binding() { current().bound_cpu = prev_; }
     cpu_binding(const cpu_binding&) = delete;
     cpu_binding& operator=(const cpu_binding&) = delete;
 
@@ -167,14 +163,15 @@ class cpu_binding {
     int prev_;
 };
 
+// The simulated CPU the running task is bound to: -1 when not bound.
 inline int bound_cpu() {
-    return detail::bound_cpu;
+    return current().bound_cpu;
 }
 
 // raw_smp_processor_id() on `topo`: the bound CPU (fatal if not possible),
 // else the real CPU when it is possible, else a possible CPU chosen by it.
 inline unsigned current_cpu(const cpu_topology& topo) {
-    int b = detail::bound_cpu;
+    int b = current().bound_cpu;
     if (b >= 0) {
         VMAP_BUG(!topo.possible(static_cast<unsigned>(b)),
                  "thread bound to CPU " + std::to_string(b) + ", which is not possible in " +

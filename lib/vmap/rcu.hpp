@@ -8,7 +8,8 @@
 //
 // The scheme, one process-wide domain like the kernel's:
 //   - gp is a grace-period counter.
-//   - every thread that reads has a registered record whose ctr is 0 outside
+//   - every task that reads (an OS thread, or a fiber: vmap/current.hpp) has
+//     a registered record whose ctr is 0 outside
 //     a read-side section and, inside the outermost one, the value of gp it
 //     saw on entry (nesting is counted privately).
 //   - call() stamps a callback with a fresh epoch e = ++gp. A callback may run
@@ -37,10 +38,12 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <vmap/check.hpp>
+#include <vmap/current.hpp>
 #include <vmap/sched_point.hpp>
 
 namespace vmap::rcu {
@@ -56,7 +59,7 @@ namespace detail {
 
 struct reader {
     std::atomic<std::uint64_t> ctr{0};
-    unsigned nesting = 0; // touched by the owner thread only
+    unsigned nesting = 0; // touched by the owner task only
 };
 
 struct domain {
@@ -75,43 +78,66 @@ inline domain& global() {
     return d;
 }
 
-// This thread's reader once registered: a trivial thread_local, so the hot
-// path is one TLS load, without the init guard of `registration` below.
-inline thread_local reader* this_reader_cache = nullptr;
+// Registration: on a task's first read-side section. An OS thread's own
+// task keeps its reader in a thread_local registration, removed when the
+// thread exits; an owned task's (vmap/current.hpp) is removed when the task
+// ends. Either way the hot path is one load from current().
+inline void add_reader(reader* r) {
+    domain& d = global();
+    std::lock_guard<std::mutex> g(d.registry_mu);
+    d.readers.push_back(r);
+}
 
-// Registration: created on a thread's first read-side section, removed when
-// the thread exits.
+inline void remove_reader(reader* r, const char* who) {
+    VMAP_BUG(r->nesting != 0, std::string(who) + " exits inside an RCU read-side section");
+    domain& d = global();
+    {
+        std::lock_guard<std::mutex> g(d.registry_mu);
+        d.readers.erase(std::find(d.readers.begin(), d.readers.end(), r));
+    }
+    delete r;
+}
+
 struct registration {
     reader* r = nullptr;
     reader& get() {
-        if (!r) [[unlikely]] {
+        if (!r) {
             r = new reader;
-            domain& d = global();
-            std::lock_guard<std::mutex> g(d.registry_mu);
-            d.readers.push_back(r);
+            add_reader(r);
         }
         return *r;
     }
     ~registration() {
         if (!r)
             return;
-        VMAP_BUG(r->nesting != 0, "thread exits inside an RCU read-side section");
-        domain& d = global();
-        {
-            std::lock_guard<std::mutex> g(d.registry_mu);
-            d.readers.erase(std::find(d.readers.begin(), d.readers.end(), r));
-        }
-        delete r;
-        this_reader_cache = nullptr;
+        remove_reader(r, "thread");
+        ::vmap::detail::thread_task.rcu_reader = nullptr;
     }
 };
 
+inline void owned_task_exit(task& t) {
+    remove_reader(t.rcu_reader, "task");
+    t.rcu_reader = nullptr;
+    t.rcu_exit = nullptr;
+}
+
+[[gnu::noinline]] inline reader& register_reader(task& t) {
+    if (is_thread_task(t)) {
+        static thread_local registration reg;
+        t.rcu_reader = &reg.get();
+    } else {
+        t.rcu_reader = new reader;
+        add_reader(t.rcu_reader);
+        t.rcu_exit = &owned_task_exit;
+    }
+    return *t.rcu_reader;
+}
+
 inline reader& this_reader() {
-    if (reader* r = this_reader_cache) [[likely]]
+    task& t = current();
+    if (reader* r = t.rcu_reader) [[likely]]
         return *r;
-    static thread_local registration reg;
-    this_reader_cache = &reg.get();
-    return *this_reader_cache;
+    return register_reader(t);
 }
 
 // Smallest ctr of any reader inside a section; UINT64_MAX if none.
@@ -304,7 +330,7 @@ void free_poisoned(T* p) {
     ::operator delete(static_cast<void*>(p));
 }
 
-// Registers the calling thread now rather than at its first read-side
+// Registers the running task now rather than at its first read-side
 // section (the deterministic scheduler must not block in the registry).
 inline void register_thread() {
     (void)detail::this_reader();

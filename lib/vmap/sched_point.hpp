@@ -5,8 +5,11 @@
 // decides at each of these points which thread goes next, so a fuzz input
 // chooses the interleaving. In normal builds the points compile to nothing;
 // configure with VMAP_SCHED_HOOKS=ON to turn them into calls of a hook that
-// the scheduler installs on the threads it manages.
+// the scheduler installs on the tasks it manages (vmap/current.hpp: a hook
+// belongs to the running task, thread or fiber).
 #pragma once
+
+#include <vmap/current.hpp>
 
 namespace vmap {
 
@@ -25,15 +28,12 @@ enum class sched_kind : unsigned char {
                     // (and migrate the thread) before the CPU is read
 };
 
-using sched_hook_fn = void (*)(sched_kind kind, const void* object);
-
-namespace detail {
-// One hook per thread: only threads the scheduler manages stop at points.
-inline thread_local sched_hook_fn sched_hook = nullptr;
-} // namespace detail
-
+// One hook per task: only tasks the scheduler manages stop at points.
 inline void set_sched_hook(sched_hook_fn fn) {
-    detail::sched_hook = fn;
+    current().sched_hook = fn;
+}
+inline sched_hook_fn sched_hook() {
+    return current().sched_hook;
 }
 
 } // namespace vmap
@@ -41,7 +41,7 @@ inline void set_sched_hook(sched_hook_fn fn) {
 #if defined(VMAP_SCHED_HOOKS) && VMAP_SCHED_HOOKS
 #define VMAP_SCHED_POINT(kind, object)                                                             \
     do {                                                                                           \
-        if (::vmap::sched_hook_fn hook_ = ::vmap::detail::sched_hook)                              \
+        if (::vmap::sched_hook_fn hook_ = ::vmap::current().sched_hook)                            \
             hook_(::vmap::sched_kind::kind, (object));                                             \
     } while (0)
 #else

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <vmap/check.hpp>
+#include <vmap/current.hpp>
 #include <vmap/sched_point.hpp>
 
 namespace vmap {
@@ -32,9 +33,9 @@ struct lock_stats {
 };
 
 namespace detail {
+// The owner identity: the running task (a fiber's, or the OS thread's own).
 inline const void* thread_token() {
-    static thread_local char token;
-    return &token;
+    return &current();
 }
 
 inline void cpu_relax() {
@@ -86,7 +87,7 @@ class spinlock {
         VMAP_SCHED_POINT(lock_release, this);
     }
 
-    // lockdep_assert_held() for this lock and this thread.
+    // lockdep_assert_held() for this lock and the running task.
     bool held_by_me() const {
         return locked_.load(std::memory_order_relaxed) &&
                owner_.load(std::memory_order_relaxed) == detail::thread_token();

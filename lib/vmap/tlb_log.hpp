@@ -19,7 +19,8 @@
 //   and it adds no happens-before edge: ThreadSanitizer still judges the
 //   allocator's own synchronisation alone.
 //
-//   Each thread appends to a buffer of its own, so recording takes no lock
+//   Each task (an OS thread, or a fiber: vmap/current.hpp) appends to a
+//   buffer of its own, so recording takes no lock
 //   either (a shared mutex would order every recording thread after the
 //   previous one and hide the allocator's races from TSan). take() merges
 //   the buffers by stamp; it needs the recording threads quiescent: joined,
@@ -39,8 +40,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
+
+#include <vmap/current.hpp>
 
 namespace vmap {
 
@@ -142,8 +144,8 @@ class tlb_log {
     std::uint64_t now() const { return seq_.load(std::memory_order_relaxed); }
     std::uint64_t flushes() const { return flushes_.load(std::memory_order_relaxed); }
 
-    // Gives the calling thread its buffer now, tagged `tag` (events carry
-    // it). A thread that records without attaching gets one at its first
+    // Gives the running task its buffer now, tagged `tag` (events carry
+    // it). A task that records without attaching gets one at its first
     // event, tagged by arrival; attaching first keeps the registry's lock
     // (a synchronisation TSan sees) out of the allocator's operations.
     void attach_this_thread(unsigned tag) { buffer(&tag); }
@@ -186,17 +188,13 @@ class tlb_log {
 
   private:
     struct thread_buffer {
-        std::thread::id owner;
+        std::uint64_t owner; // the task's id()
         unsigned tag = 0;
         std::vector<tlb_event> events;
     };
-    // The calling thread's buffer for this log: one cached entry per thread,
-    // keyed by the log's id (an address could be reused by a later log).
-    struct cache_entry {
-        std::uint64_t log;
-        thread_buffer* buf;
-    };
-    static inline thread_local cache_entry cache_{0, nullptr};
+    // The running task's buffer for this log: one cached entry per task
+    // (current().tlb_log/tlb_buffer), keyed by the log's id (an address could
+    // be reused by a later log).
     static inline std::atomic<std::uint64_t> next_id_{1};
 
     void add(tlb_event e) {
@@ -206,10 +204,11 @@ class tlb_log {
     }
 
     thread_buffer* buffer(const unsigned* tag) {
-        if (cache_.log == id_ && !tag)
-            return cache_.buf;
+        task& t = current();
+        if (t.tlb_log == id_ && !tag)
+            return static_cast<thread_buffer*>(t.tlb_buffer);
         std::lock_guard<std::mutex> g(registry_);
-        std::thread::id me = std::this_thread::get_id();
+        std::uint64_t me = t.id();
         thread_buffer* b = nullptr;
         for (auto& p : buffers_)
             if (p->owner == me)
@@ -222,7 +221,8 @@ class tlb_log {
         }
         if (tag)
             b->tag = *tag;
-        cache_ = {id_, b};
+        t.tlb_log = id_;
+        t.tlb_buffer = b;
         return b;
     }
 

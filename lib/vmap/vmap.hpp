@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // vmap/vmap.hpp: everything. The parts, bottom-up:
 //   check.hpp       WARN_ON_ONCE / BUG_ON and their policies
+//   current.hpp     the running task (`current`): what is kept per thread
 //   sched_point.hpp scheduling points for the deterministic scheduler
 //   rcu.hpp         read-side sections, synchronize, call (kfree_rcu)
 //   spinlock.hpp    spinlock with lock_stat counters
