@@ -43,6 +43,10 @@ struct task {
     // vmap/tlb_log.hpp: the buffer of the last log it recorded into.
     std::uint64_t tlb_log = 0;
     void* tlb_buffer = nullptr;
+    // Not the library's: a slot for whoever runs the task, read only by the
+    // task itself (the fuzz harness keeps its planned fault here,
+    // fuzz/harness/faults.hpp).
+    void* user = nullptr;
     // A process-wide serial, 0 until first asked (id()): unlike an address
     // or a std::thread::id, never reused by a later task.
     std::uint64_t serial = 0;
