@@ -164,12 +164,7 @@ class vmap_area_allocator {
             *wrong_size = true;
             return nullptr;
         }
-        std::unique_ptr<vmap_area> va = std::move(it->second);
-        busy_.erase(it);
-        out_ += va->va_end - va->va_start;
-        if (tlb_)
-            tlb_->unmap(kind_of(va->flags), va->va_start, va->va_end);
-        return va;
+        return unlink_busy_locked(it);
     }
 
     // find_unlink_vmap_area() as the kernel has it: the busy area that
@@ -183,12 +178,7 @@ class vmap_area_allocator {
         --it;
         if (addr >= it->second->va_end)
             return nullptr;
-        std::unique_ptr<vmap_area> va = std::move(it->second);
-        busy_.erase(it);
-        out_ += va->va_end - va->va_start;
-        if (tlb_)
-            tlb_->unmap(kind_of(va->flags), va->va_start, va->va_end);
-        return va;
+        return unlink_busy_locked(it);
     }
 
     // reclaim_list_global(): returns areas that are out to the free space,
@@ -322,6 +312,18 @@ class vmap_area_allocator {
     }
 
   private:
+    // Takes a busy area out under lock_ (its translations are gone: a TLB
+    // unmap event); it is out until reclaimed.
+    template <class It>
+    std::unique_ptr<vmap_area> unlink_busy_locked(It it) {
+        std::unique_ptr<vmap_area> va = std::move(it->second);
+        busy_.erase(it);
+        out_ += va->va_end - va->va_start;
+        if (tlb_)
+            tlb_->unmap(kind_of(va->flags), va->va_start, va->va_end);
+        return va;
+    }
+
     void reclaim_locked(const vmap_area& va) {
         out_ -= va.va_end - va.va_start;
         release(va.va_start, va.va_end);
