@@ -247,8 +247,10 @@ void run_thread(vmap::allocator& a, harness::model& m, registry& reg, harness::r
             reg.changes.fetch_add(1, rx);
             // A planned fault may roll back through vm_unmap_ram(), which
             // frees lazily: for the other threads' no_space rule, an unmap.
-            if (o.fault)
+            if (o.fault) {
                 reg.unmapping.fetch_add(1, rx);
+                reg.unmaps.fetch_add(1, rx); // at start and end, as an unmap's
+            }
             vmap::map_result r;
             bool fired = false;
             {
