@@ -30,7 +30,11 @@
 //                              after the op
 //   choices...                 the rest: one byte per scheduling decision,
 //                              then a generator seeded from the input (bit
-//                              7 of a choice also ends grace periods)
+//                              7 of a choice also ends grace periods; at a
+//                              may_sleep point, bit 6 migrates the thread
+//                              to possible[(choice >> 2) % n], as a task
+//                              that slept in alloc_vmap_area() may wake on
+//                              another CPU)
 // The RCU poll batch is 1: a callback runs as soon as nothing holds it up.
 // Each thread checks its own mappings as it goes (address, block, bytes) and
 // every no_space it gets when no other thread unmapped meanwhile
@@ -391,6 +395,7 @@ run_vmap_threads(std::span<const std::uint8_t> in) {
     for (unsigned i = 0; i < n; ++i)
         models.push_back(std::make_unique<harness::model>(a.page_size(), a.max_alloc()));
     auto sched = std::make_unique<harness::det_scheduler>(t.choices, t.seed);
+    sched->set_migration_cpus(a.cpus().possible_cpus());
     std::vector<std::function<void()>> bodies;
     for (unsigned i = 0; i < n; ++i)
         bodies.push_back([&, i] {

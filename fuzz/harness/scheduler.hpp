@@ -36,6 +36,10 @@
 // would see), so it adds no data race of its own and TSan judges the
 // allocator alone.
 //
+// A thread at a may_sleep point (new_vmap_block() after alloc_vmap_area())
+// may migrate: a decision with bit 6 set rebinds its task to another
+// possible CPU, as a thread that slept may wake elsewhere.
+//
 // Grace periods end when the input says: a decision with bit 7 set also runs,
 // on the running thread before it hands off, every RCU callback that is ready
 // (rcu::poll(): no reader that could still hold its object is inside). With
@@ -204,6 +208,10 @@ class det_scheduler {
         : choices_(choices), seed_(seed) {}
 
     // Runs bodies[i] on fiber i, one at a time. Returns when all are done.
+    // Where a thread may wake after a sched_kind::may_sleep point: the
+    // possible CPUs (empty, the default: it never migrates).
+    void set_migration_cpus(std::vector<unsigned> cpus) { cpus_ = std::move(cpus); }
+
     void run(std::vector<std::function<void()>> bodies) {
         n_ = static_cast<unsigned>(bodies.size());
         if (n_ == 0 || n_ > max_threads || running_sched_)
@@ -449,9 +457,14 @@ class det_scheduler {
                     slots_[i].spinning_on.load(std::memory_order_relaxed) == object)
                     slots_[i].status.store(runnable, std::memory_order_relaxed);
         bool end_grace = false;
-        unsigned next = choose(self, &end_grace);
+        std::uint8_t c = 0;
+        unsigned next = choose(self, &end_grace, &c);
         if (end_grace)
             vmap::rcu::poll();
+        // A thread that may sleep may wake on another CPU: bit 6 of the
+        // decision migrates it to cpus_[(c >> 2) % n] (its own task's CPU).
+        if (kind == vmap::sched_kind::may_sleep && !cpus_.empty() && (c & 0x40))
+            vmap::current().bound_cpu = static_cast<int>(cpus_[(c >> 2) % cpus_.size()]);
         if (next == self)
             return;
         fibers& f = fibers::get();
@@ -476,7 +489,7 @@ class det_scheduler {
 
     // The next thread to run; `self` (or n_ at the start) is the caller.
     // *end_grace: whether the caller runs the ready RCU callbacks first.
-    unsigned choose(unsigned self, bool* end_grace = nullptr) {
+    unsigned choose(unsigned self, bool* end_grace = nullptr, std::uint8_t* byte = nullptr) {
         unsigned runnable_ids[max_threads];
         unsigned n = 0;
         for (unsigned i = 0; i < n_; ++i)
@@ -495,6 +508,8 @@ class det_scheduler {
         std::uint8_t c = choice(k);
         if (end_grace)
             *end_grace = (c & 0x80) != 0;
+        if (byte)
+            *byte = c;
         unsigned next = runnable_ids[(c >> 1) % n];
         if ((c & 1) == 0 && self < n_ && can_run(self))
             next = self;
@@ -548,6 +563,7 @@ class det_scheduler {
     std::uint64_t seed_;
     unsigned n_ = 0;
     std::vector<std::function<void()>> bodies_;
+    std::vector<unsigned> cpus_; // set_migration_cpus()
     slot slots_[max_threads];
     std::atomic<bool> started_{false};
     std::atomic<unsigned> exited_{0};

@@ -31,10 +31,12 @@
 // The global scheme has one xarray for all hash values: there dense is the
 // block index.
 //
-// Locking (the kernel's order): vmap_purge_lock -> RCU read side ->
-// vb->lock -> vbq->lock; xa_lock, vmap_area_lock (the kernel's
-// free_vmap_area_lock and busy.lock), vn->lazy.lock and vn->pool_lock are
-// leaves.
+// Locking (the kernel's order): vmap_purge_lock -> vmap_area_lock ->
+// RCU read side -> vb->lock -> vbq->lock. vmap_area_lock (the kernel's
+// free_vmap_area_lock and vn->busy.lock) is held around vb->lock only by
+// vread_iter(), as the kernel's busy.lock is, so nothing may take it while
+// holding vb->lock or vbq->lock; everywhere else it is a leaf, as are
+// xa_lock, vn->lazy.lock and vn->pool_lock.
 //
 // The address-space lifecycle (kva.hpp, lazy.hpp, vmap_node.hpp) is the
 // kernel's: a freed area (a block's, or a large mapping's) is not returned at
@@ -288,8 +290,10 @@ class allocator {
     // The "vmap-node" shrinker: the areas the pools hold; free them all.
     unsigned long vmap_node_shrink_count();
     void vmap_node_shrink_scan();
-    // Copies [addr, addr + buf.size()) as mapped now; holes read as zero.
-    void vread(unsigned long addr, std::span<std::byte> buf);
+    // vread_iter(): copies [addr, addr + buf.size()) as mapped now, holes
+    // read as zero; returns the bytes read (vread.hpp: the kernel's
+    // arithmetic, and the one way it misreads).
+    std::size_t vread(unsigned long addr, std::span<std::byte> buf);
     // The byte `addr` maps to, or nullptr (the MMU walk, for tests/benches).
     std::byte* translate(unsigned long addr);
 
@@ -359,6 +363,10 @@ class allocator {
     void drain_vmap_area_work();
     void free_list_del(vmap_block* vb, vmap_block_queue& vbq);
     std::byte* block_page(vmap_block* vb, unsigned long page_addr);
+    template <class PageOf>
+    void aligned_vread(std::byte* out, unsigned long addr, std::size_t count, PageOf&& page_of);
+    void vmap_ram_vread(std::byte* out, unsigned long addr, std::size_t count, vmap_area* va,
+                        unsigned flags);
     template <class F>
     void for_each_xarray(F&& f);
 

@@ -213,6 +213,17 @@ class vmap_area_allocator {
         return by_size_.lower_bound({size, 0}) != by_size_.end();
     }
 
+    // find_vmap_area_exceed_addr_lock() without its lock step: the busy area
+    // with the lowest end above `addr` (the one containing it, or else the
+    // next), or nullptr. The caller holds lock(), which keeps it busy.
+    vmap_area* find_exceed_locked(unsigned long addr) const {
+        lock_.assert_held("find_exceed_locked");
+        auto it = busy_.upper_bound(addr);
+        if (it != busy_.begin() && std::prev(it)->second->va_end > addr)
+            return std::prev(it)->second.get();
+        return it == busy_.end() ? nullptr : it->second.get();
+    }
+
     // Start of the first busy area at or after `addr`, or end() if none.
     unsigned long next_busy(unsigned long addr) {
         std::lock_guard<spinlock> g(lock_);
