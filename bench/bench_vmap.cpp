@@ -1,20 +1,26 @@
 // SPDX-License-Identifier: MIT
 // bench/bench_vmap.cpp: the hot path of vm_map_ram()/vm_unmap_ram() (issue 2).
 //
-//   BM_map_unmap_1page/<scheme>/threads:T
+//   BM_map_unmap_1page/<scheme>[_strict_off]/threads:T
 //       T = 1 or 2 threads, thread i bound to simulated CPU i, one allocator
-//       shared by all threads (possible mask first_n(2), record_tlb off).
+//       shared by all threads (possible mask first_n(2), record_tlb off;
+//       config::strict on, the library's default, or off: the kernel's own
+//       path, without the strict layer's checks and vb_free's RCU guard).
 //       One iteration = vm_map_ram() of one page + vm_unmap_ram() of it. A
-//       block fills and is freed every 1024 pairs (1024-page blocks); that
-//       amortised cost is part of the pair. vm_unmap_aliases() is never
+//       block fills and is freed every 256 pairs (256-page blocks, from
+//       config::nr_cpus = 8192), its area freed lazily; that amortised cost
+//       is part of the pair. vm_unmap_aliases() is never
 //       called. Counters: the xa_lock(s)' contentions and acquisitions over
 //       the whole run (allocator::stats()), and the vmap_area lock's.
 //   BM_floor
-//       The irreducible work of one pair, built from the library's own
-//       primitives: two uncontended lock/unlock pairs of vmap::spinlock, one
-//       vmap::rcu::read_guard section, one hash ((addr >> block_shift) %
+//       The irreducible work of the kernel's pair, built from the library's
+//       own primitives: three uncontended lock/unlock pairs of
+//       vmap::spinlock (vb_alloc()'s, and vb_free()'s two sections, as the
+//       kernel has them since issue 17 ported them), one vmap::rcu::read_guard
+//       section (vb_alloc()'s walk), one hash ((addr >> block_shift) %
 //       nr_cpu_ids through a fallback table, as addr_to_vb_cpu() does) and a
-//       load from a 4-level vmap::xarray holding a real vmap_block.
+//       load from a 4-level vmap::xarray holding a real vmap_block (xa_load()
+//       with its own RCU section).
 //
 // With threads, Google Benchmark's "Time" is the wall time of the run divided
 // by the pairs of all threads (a throughput figure); one thread's own
@@ -43,10 +49,11 @@ namespace {
 
 constexpr unsigned bench_cpus = 2; // possible mask first_n(2)
 
-vmap::config hot_path_config(vmap::vb_scheme scheme) {
+vmap::config hot_path_config(vmap::vb_scheme scheme, bool strict) {
     vmap::config cfg;
     cfg.possible = vmap::cpu_mask::first_n(bench_cpus);
     cfg.scheme = scheme;
+    cfg.strict = strict;
     cfg.record_tlb = false;
     return cfg;
 }
@@ -57,9 +64,9 @@ vmap::config hot_path_config(vmap::vb_scheme scheme) {
 // before all have finished, so the other threads use it only in between.
 std::unique_ptr<vmap::allocator> shared_allocator;
 
-void BM_map_unmap_1page(benchmark::State& state, vmap::vb_scheme scheme) {
+void BM_map_unmap_1page(benchmark::State& state, vmap::vb_scheme scheme, bool strict) {
     if (state.thread_index() == 0)
-        shared_allocator = std::make_unique<vmap::allocator>(hot_path_config(scheme));
+        shared_allocator = std::make_unique<vmap::allocator>(hot_path_config(scheme, strict));
     vmap::cpu_binding on(static_cast<unsigned>(state.thread_index()));
     alignas(4096) static thread_local std::byte page[4096];
     std::byte* const pages[1] = {page};
@@ -91,14 +98,15 @@ void BM_map_unmap_1page(benchmark::State& state, vmap::vb_scheme scheme) {
 
 // Registered once per scheme and thread count; real time, since the threads
 // of one run share the work.
-#define VMAP_BENCH_PAIR(scheme)                                                                    \
-    BENCHMARK_CAPTURE(BM_map_unmap_1page, scheme, vmap::vb_scheme::scheme)                         \
+#define VMAP_BENCH_PAIR(name, scheme, strict)                                                      \
+    BENCHMARK_CAPTURE(BM_map_unmap_1page, name, vmap::vb_scheme::scheme, strict)                   \
         ->Threads(1)                                                                               \
         ->Threads(2)                                                                               \
         ->UseRealTime()
 
-VMAP_BENCH_PAIR(per_cpu_hashed);
-VMAP_BENCH_PAIR(global);
+VMAP_BENCH_PAIR(per_cpu_hashed, per_cpu_hashed, true);
+VMAP_BENCH_PAIR(global, global, true);
+VMAP_BENCH_PAIR(per_cpu_hashed_strict_off, per_cpu_hashed, false);
 
 // ---------------------------------------------------------------------------
 // The floor.
@@ -144,12 +152,14 @@ void BM_floor(benchmark::State& state) {
     floor_fixture f;
     vmap::spinlock& lock = f.vb.lock;
     for (auto _ : state) {
-        // vb_alloc's block lock.
-        lock.lock();
-        lock.unlock();
-        // vb_free: RCU section, hash, xarray load, block lock.
+        // vb_alloc: its RCU section around the walk, the block lock.
         {
             vmap::rcu::read_guard rcu;
+            lock.lock();
+            lock.unlock();
+        }
+        // vb_free: hash, xarray load, the block lock twice.
+        {
             unsigned long addr = f.addr;
             unsigned nr = f.nr_cpu_ids;
             opaque(addr);
@@ -160,6 +170,8 @@ void BM_floor(benchmark::State& state) {
             vmap::vmap_block* const vb =
                 f.xas[q]->load((addr - vmap::default_vmalloc_start) >> floor_fixture::block_shift);
             benchmark::DoNotOptimize(vb);
+            vb->lock.lock();
+            vb->lock.unlock();
             vb->lock.lock();
             vb->lock.unlock();
         }
