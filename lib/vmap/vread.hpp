@@ -168,7 +168,10 @@ inline std::size_t allocator::vread(unsigned long addr, std::span<std::byte> buf
                         break;
                 }
                 std::size_t n = std::min<std::size_t>(va->va_end - addr, remains);
-                // Every area here is vm_map_ram()'s: no vm_struct, no ioremap.
+                // Every area here is vm_map_ram()'s: no vm_struct, no
+                // ioremap. A VMAP_BLOCK-only area (the WARN above) would go
+                // through the page table in the kernel; none exists here,
+                // so it reads as a hole.
                 if (flags & VMAP_RAM)
                     vmap_ram_vread(out, addr, n, va, flags);
                 else
@@ -188,6 +191,7 @@ inline std::size_t allocator::vread(unsigned long addr, std::span<std::byte> buf
     zero(remains);
     return count;
 }
+
 inline std::byte* allocator::translate(unsigned long addr) {
     if (addr < vmalloc_start() || addr >= vmalloc_end())
         return nullptr;
