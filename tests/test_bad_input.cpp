@@ -25,6 +25,15 @@ using vmap::vb_scheme;
 using vmap::warn_policy;
 using vmap_test::mapper;
 
+// One pointer per page of `mem`, which holds `count` pages of `page` bytes.
+std::vector<std::byte*> page_pointers(std::vector<std::byte>& mem, unsigned count,
+                                      unsigned long page) {
+    std::vector<std::byte*> pages;
+    for (unsigned i = 0; i < count; ++i)
+        pages.push_back(&mem[i * page]);
+    return pages;
+}
+
 constexpr unsigned long P = 4096;
 
 struct misuse_param {
@@ -534,9 +543,7 @@ TEST(StrictOff, LargeUnmapUnlinksTheAreaContainingTheAddress) {
     vmap::allocator a(c);
     const unsigned n = a.max_alloc() + 6;
     std::vector<std::byte> mem(n * a.page_size());
-    std::vector<std::byte*> pages;
-    for (unsigned i = 0; i < n; ++i)
-        pages.push_back(&mem[i * a.page_size()]);
+    std::vector<std::byte*> pages = page_pointers(mem, n, a.page_size());
     vmap::cpu_binding bind(0);
     vmap::map_result r = a.vm_map_ram(pages);
     ASSERT_TRUE(r);
@@ -578,9 +585,7 @@ TEST(FaultInjection, EverySiteFailsCleanlyAndGivesEverythingBack) {
                 };
                 vmap::allocator a(c);
                 std::vector<std::byte> mem(count * a.page_size());
-                std::vector<std::byte*> pages;
-                for (unsigned i = 0; i < count; ++i)
-                    pages.push_back(&mem[i * a.page_size()]);
+                std::vector<std::byte*> pages = page_pointers(mem, count, a.page_size());
                 vmap::cpu_binding bind(0);
                 vmap::map_result r = a.vm_map_ram(pages);
                 bool block_site = site != vmap::fault_site::vmap_pages_range;
