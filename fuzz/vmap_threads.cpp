@@ -94,7 +94,11 @@ threaded_input decode(std::span<const std::uint8_t> in) {
     std::uint8_t mask = 0x03, flags = 0, range = 255, nthreads = 0, len = 0;
     r.take(mask) && r.take(flags) && r.take(range) && r.take(nthreads);
     bool error_paths;
-    t.cfg = harness::decode_config(mask, flags & 0x7f, range, error_paths);
+    // 64-byte pages (flags bits 2-3 cleared): no concurrency bug depends on
+    // the page size, and the model's fills and the final reads are most of an
+    // execution's byte work; vmap_ops keeps all four sizes. Bit 7 (error
+    // paths) stays off: threads make valid calls only.
+    t.cfg = harness::decode_config(mask, flags & 0x73, range, error_paths);
     t.cfg.on_warn = vmap::warn_policy::abort;
     t.cfg.on_bug = vmap::bug_policy::abort;
     unsigned n = 2 + nthreads % 3;
