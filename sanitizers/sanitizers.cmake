@@ -25,6 +25,8 @@
 #                        empty input when no CORPUS) - runs under the asan/tsan presets.
 #         VMAP_FUZZ=ON   "<name>.smoke": libFuzzer, -runs=<n> (default 10000) -seed=1,
 #                        seeds from CORPUS (read-only), new inputs go to the build tree.
+#       ON_DEMAND: a libFuzzer binary only (VMAP_FUZZ=ON; nothing otherwise), outside
+#                  `all` and without a test: built when a script asks for it.
 include_guard(GLOBAL)
 
 include(CheckCXXCompilerFlag)
@@ -124,10 +126,13 @@ function(vmap_sanitizer_env out_var)
 endfunction()
 
 function(vmap_add_fuzzer name)
-    cmake_parse_arguments(PARSE_ARGV 1 ARG "" "CORPUS;DICT;RUNS" "LABELS")
+    cmake_parse_arguments(PARSE_ARGV 1 ARG "ON_DEMAND" "CORPUS;DICT;RUNS" "LABELS")
     set(sources ${ARG_UNPARSED_ARGUMENTS})
     if(NOT sources)
         message(FATAL_ERROR "vmap_add_fuzzer(${name}): no source files given")
+    endif()
+    if(ARG_ON_DEMAND AND NOT VMAP_FUZZ)
+        return()
     endif()
     if(NOT ARG_RUNS)
         set(ARG_RUNS 10000)
@@ -138,7 +143,11 @@ function(vmap_add_fuzzer name)
         endif()
     endforeach()
 
-    add_executable(${name} ${sources})
+    if(ARG_ON_DEMAND)
+        add_executable(${name} EXCLUDE_FROM_ALL ${sources})
+    else()
+        add_executable(${name} ${sources})
+    endif()
     target_link_libraries(${name} PRIVATE vmap::vmap)
     set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/fuzzers")
 
@@ -158,6 +167,9 @@ function(vmap_add_fuzzer name)
         target_link_options(${name} PRIVATE -fsanitize=fuzzer)
         target_compile_definitions(${name} PRIVATE FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION=1)
 
+        if(ARG_ON_DEMAND)
+            return()
+        endif()
         set(workdir "${CMAKE_CURRENT_BINARY_DIR}/${name}.corpus")
         file(MAKE_DIRECTORY "${workdir}")
         set(args -runs=${ARG_RUNS} -seed=1 -print_final_stats=1)
