@@ -15,13 +15,11 @@
 
 #include "harness/pin.hpp"
 
-#ifndef VMAP_PIN_MASK_DEFAULT
-#error "VMAP_PIN_MASK_DEFAULT: the mask byte the target's decoder assumes when it is missing"
-#endif
+// Defined beside the target's decoder: what it reads a missing header byte as.
+const harness::header_bytes& pin_header_defaults();
 
 namespace {
 harness::pin the_pin;
-constexpr std::uint8_t header_defaults[3] = {VMAP_PIN_MASK_DEFAULT, 0, 255};
 } // namespace
 
 extern "C" std::size_t LLVMFuzzerMutate(std::uint8_t* data, std::size_t size, std::size_t max_size);
@@ -41,5 +39,5 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t size,
                                                std::size_t max_size, unsigned /*seed*/) {
     size = LLVMFuzzerMutate(data, size, max_size);
-    return harness::pin_input(the_pin, data, size, max_size, header_defaults);
+    return harness::pin_input(the_pin, data, size, max_size, pin_header_defaults());
 }

@@ -7,6 +7,11 @@
 
 #include "harness/runner.hpp"
 
+// The pinned fuzzer's padding of short inputs (fuzz/pin_mutator.cpp).
+const harness::header_bytes& pin_header_defaults() {
+    return harness::default_header;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     harness::scenario s = harness::decode({data, size});
     harness::runner r(s.cfg, s.error_paths);

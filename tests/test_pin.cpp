@@ -139,7 +139,7 @@ TEST(Pin, PinnedHeadersDecodeAsPinnedAndKeepTheRest) {
 }
 
 TEST(Pin, ShortInputsArePaddedWithTheTargetsDefaults) {
-    const std::uint8_t defaults[3] = {3, 0, 255};
+    const harness::header_bytes defaults = {3, 0, 255};
     harness::pin p = parse("scheme=global");
     std::uint8_t buf[8] = {0x07};
     EXPECT_EQ(harness::pin_input(p, buf, 1, sizeof buf, defaults), 3u);

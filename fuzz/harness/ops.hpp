@@ -119,8 +119,13 @@ struct op {
     std::optional<vmap::fault_site> fault;
 };
 
+// What a header byte missing from a short input decodes as.
+using header_bytes = std::uint8_t[3];
+inline constexpr header_bytes default_header = {1, 0, 255};
+
 struct scenario {
-    std::uint8_t header[3] = {1, 0, 255}; // mask, flags, range as decoded
+    // mask, flags, range as decoded
+    std::uint8_t header[3] = {default_header[0], default_header[1], default_header[2]};
     vmap::config cfg;
     bool error_paths = false;
     std::vector<op> ops;

@@ -28,6 +28,8 @@
 
 #include <vmap/allocator.hpp>
 
+#include "ops.hpp"
+
 namespace harness {
 
 struct pin {
@@ -148,7 +150,7 @@ inline void apply_pin(const pin& p, std::uint8_t header[3]) {
 // new size. A short input is padded to the three header bytes with DEFAULTS,
 // the values the target's decoder gives bytes that are missing.
 inline std::size_t pin_input(const pin& p, std::uint8_t* data, std::size_t size,
-                             std::size_t max_size, const std::uint8_t (&defaults)[3]) {
+                             std::size_t max_size, const header_bytes& defaults) {
     if (p.empty() || max_size < 3)
         return size;
     for (std::size_t i = size; i < 3; ++i)
