@@ -154,6 +154,12 @@ def vmap_ops_seeds():
     s["exhaust-other-cpu"] = (header(mask=0x03, blocks=2) + switch(1) + vmap(60, 1) + vmap(1, 2)
                               + unmap(0) + unmap(0) + switch(0) + vmap(64, 3) + vmap(64, 4)
                               + vmap(1, 5) + vmap(2, 6))
+    # 65 blocks in one queue: the 65th block's index (64) makes its xarray
+    # grow from a node root (xas_expand() over a node). Two 64-page maps per
+    # 128-page block, one CPU, the full range: 393 bytes, longer than
+    # libFuzzer's length control lets inputs grow in a campaign's first
+    # hours, which is why no fuzzed input had reached it (findings/README.md).
+    s["xarray-grow"] = header(mask=0x01, bits=128) + b"".join(vmap(64, i) for i in range(130))
     # The same, with every op running the ready RCU callbacks after it.
     s["rcu-poll"] = b"".join([header(mask=0x03, blocks=3)] + [bytes([op[0] | RCU_POLL]) + op[1:] for op in (
         vmap(64), vmap(64), unmap(0), unmap(0), vmap(1), ALIASES, PURGE_ALL)])
@@ -263,6 +269,13 @@ def vmap_threads_seeds():
     s["cross-read-large"] = threads(0x01, 0, 255, [0, 0],
                                     vmap(70, 7) + xvread(0, 0, 0, 128) + unmap(0) + xvread(0)
                                     + vmap(65, 8) + xvread(0, 0xFF, 0, 255), alt)
+    # Seed xarray-grow of vmap_ops with two threads on CPU 0's queue: the
+    # 65th block's insert grows the xarray from a node root while the other
+    # thread reads across mappings (vread's lockless xa_load under RCU).
+    grow = b"".join(vmap(64, i) for i in range(126))
+    grow += (vmap(64, 126) + xvread(0) + vmap(64, 127) + xvread(1, 0, 0, 64) + vmap(64, 128)
+             + unmap(0) + vmap(64, 129) + xvread(2))
+    s["xarray-grow"] = threads(0x01, 0, 255, [0, 0], grow, alt)
     # Exhaustion on one CPU while the other holds a fragmented block.
     s["exhaust-threads"] = threads(0x03, 0, 0, [1, 0],
                                    vmap(60) + vmap(64) + vmap(1) + vmap(64) + unmap(0) + vmap(1)
