@@ -411,6 +411,7 @@ run_vmap_threads(std::span<const std::uint8_t> in) {
                        op_stamps[i]);
         });
     sched->run(std::move(bodies));
+    harness::quiescent_checks quiet;
     torture.reset(); // quiescent: its last objects go through RCU, then barrier()
 
     // The TLB promise, at every hand-out of every thread, in stamp order.

@@ -156,7 +156,7 @@ inline const char* to_string(fault_site f) {
 }
 
 struct config {
-    cpu_mask possible = cpu_mask::first_n(std::max(1u, std::thread::hardware_concurrency()));
+    cpu_mask possible = cpu_mask::this_machine();
     vb_scheme scheme = vb_scheme::per_cpu_hashed;
     vb_key key = vb_key::block_index;
     unsigned page_shift = 12;

@@ -15,6 +15,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <initializer_list>
@@ -40,6 +41,13 @@ class cpu_mask {
         cpu_mask m;
         for (unsigned c = 0; c < n; ++c)
             m.set(c);
+        return m;
+    }
+    // The machine's CPUs, 0..n-1: the default possible mask. Read once:
+    // std::thread::hardware_concurrency() reads sysfs on every call, and a
+    // fuzzer builds a config per input.
+    static const cpu_mask& this_machine() {
+        static const cpu_mask m = first_n(std::max(1u, std::thread::hardware_concurrency()));
         return m;
     }
     // Bit i of `bits` is CPU i (fuzzers build masks from input bytes).
