@@ -18,7 +18,11 @@ namespace vmap {
 // vmap_pages_range(): fills the page table of the range at `addr` (the
 // block's entries from `vb`, or the large area `va`'s). An injected failure
 // maps the first half of the pages and fails, as a page-table allocation
-// failing part way would.
+// failing part way would. The entries are relaxed, as set_pte() and the
+// readers' ptep_get() are: a reader is ordered after the pages' contents by
+// vb->lock, the xarray's publication of a new block or the busy tree's lock,
+// never by the entry, and a release here would give TSan an edge the kernel
+// lacks.
 inline bool allocator::vmap_pages_range(unsigned long addr, std::span<std::byte* const> pages,
                                         vmap_block* vb, vmap_area* va) {
     std::size_t n = pages.size();
@@ -28,10 +32,10 @@ inline bool allocator::vmap_pages_range(unsigned long addr, std::span<std::byte*
     if (vb) {
         unsigned off = static_cast<unsigned>((addr & (block_size_ - 1)) >> cfg_.page_shift);
         for (std::size_t i = 0; i < n; ++i)
-            vb->pages[off + i].store(pages[i], std::memory_order_release);
+            vb->pages[off + i].store(pages[i], std::memory_order_relaxed);
     } else {
         for (std::size_t i = 0; i < n; ++i)
-            va->pages[i].store(pages[i], std::memory_order_release);
+            va->pages[i].store(pages[i], std::memory_order_relaxed);
     }
     return !fail;
 }

@@ -33,7 +33,7 @@ namespace vmap {
 inline std::byte* allocator::block_page(vmap_block* vb, unsigned long page_addr) {
     unsigned off = static_cast<unsigned>((page_addr & (block_size_ - 1)) >> cfg_.page_shift);
     vb->lock.assert_held("block_page");
-    return vb->used_map.test(off) ? vb->pages[off].load(std::memory_order_acquire) : nullptr;
+    return vb->used_map.test(off) ? vb->pages[off].load(std::memory_order_relaxed) : nullptr;
 }
 
 // aligned_vread_iter(): [addr, addr + count) page by page through the page
@@ -62,7 +62,7 @@ inline void allocator::vmap_ram_vread(std::byte* out, unsigned long addr, std::s
     if (!(flags & VMAP_BLOCK)) {
         aligned_vread(out, addr, count, [&](unsigned long page_addr) {
             return va->pages[(page_addr - va->va_start) >> cfg_.page_shift].load(
-                std::memory_order_acquire);
+                std::memory_order_relaxed);
         });
         return;
     }
@@ -89,7 +89,7 @@ inline void allocator::vmap_ram_vread(std::byte* out, unsigned long addr, std::s
     const unsigned long block_start = vb->va->va_start;
     auto page_of = [&](unsigned long page_addr) -> std::byte* {
         unsigned long i = (page_addr - block_start) >> cfg_.page_shift;
-        return i < bits_ ? vb->pages[i].load(std::memory_order_acquire) : nullptr;
+        return i < bits_ ? vb->pages[i].load(std::memory_order_relaxed) : nullptr;
     };
     vb->used_map.for_each_set_range([&](unsigned rs, unsigned re) {
         if (remains == 0)
@@ -209,7 +209,7 @@ inline std::byte* allocator::translate(unsigned long addr) {
         if (!va || (va->flags & VMAP_FLAGS_MASK) != VMAP_RAM)
             return nullptr;
         std::byte* p = va->pages[(page_addr - va->va_start) >> cfg_.page_shift].load(
-            std::memory_order_acquire);
+            std::memory_order_relaxed);
         return p ? p + (addr - page_addr) : nullptr;
     });
 }
