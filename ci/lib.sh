@@ -103,6 +103,10 @@ ci_hms() {
 # Builds. A variant build (VMAP_BUG_VARIANT=NAME) of preset P lives in
 # build/P-NAME, next to build/P; both come from CMakePresets.json.
 # ---------------------------------------------------------------------------
+# The median of the numbers on stdin, one a line (the lower middle one of an
+# even count): the benchmarks' summary of interleaved rounds.
+ci_median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 ci_build_dir() {
     if [[ -n ${2:-} && ${2:-} != none ]]; then
         echo "$CI_ROOT/build/$1-$2"
