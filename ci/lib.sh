@@ -107,6 +107,29 @@ ci_hms() {
 # even count): the benchmarks' summary of interleaved rounds.
 ci_median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# One libFuzzer run for a speed measure (ci/fuzz-floor, ci/fuzz-ab): BIN
+# fuzzes a fresh copy of CORPUS (with CORPUS.dict if there is one) for SECS
+# seconds with SEED, under the sanitizer options of ENV (a tree's
+# sanitizers/env.sh), in WORK; sets EPS and FT from its DONE line (exec/s,
+# features). Not run in a subshell, so a finding or a failed run stops the
+# script.
+ci_fuzz_speed() { # ENV BIN CORPUS SECS SEED WORK
+    local env=$1 bin=$2 in=$3 secs=$4 seed=$5 work=$6 dict=()
+    local dir=$work/speed-in log=$work/speed.log
+    rm -rf "$dir"
+    cp -r "$in" "$dir"
+    [[ -f $in.dict ]] && dict=(-dict="$in.dict")
+    (
+        # shellcheck source=../sanitizers/env.sh
+        source "$env"
+        "$bin" -seed="$seed" -max_total_time="$secs" "${dict[@]}" \
+            -timeout="$CI_FUZZ_TIMEOUT" -rss_limit_mb="$CI_FUZZ_RSS_MB" "$dir"
+    ) >"$log" 2>&1 || { cat "$log" >&2; ci_die "$bin (seed $seed) had a finding or failed"; }
+    rm -rf "$dir"
+    read -r EPS FT < <(sed -n 's/.*DONE .* ft: \([0-9]*\) .*exec\/s: \([0-9]*\).*/\2 \1/p' "$log")
+    [[ -n ${EPS:-} && -n ${FT:-} ]] || ci_die "no DONE line in $bin's output"
+}
+
 ci_build_dir() {
     if [[ -n ${2:-} && ${2:-} != none ]]; then
         echo "$CI_ROOT/build/$1-$2"
